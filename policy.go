@@ -42,6 +42,7 @@ package bulwark
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -165,7 +166,6 @@ type chain struct {
 	ps         []Policy
 	concurrent bool // some member may call fn concurrently or late
 	slots      [frameSlots]slot
-	next       atomic.Uint32 // where the next slot search starts
 	pool       sync.Pool
 }
 
@@ -208,11 +208,10 @@ func (f *frame) tail(ctx context.Context) error {
 }
 
 func (c *chain) acquire() *frame {
-	start := c.next.Load()
+	start := rand.Uint32() // per-P state: callers on different Ps start apart
 	for i := uint32(0); i < frameSlots; i++ {
 		s := &c.slots[(start+i)%frameSlots]
 		if !s.busy.Load() && s.busy.CompareAndSwap(false, true) {
-			c.next.Store(start + i + 1)
 			if s.f == nil {
 				s.f = newFrame(c)
 				s.f.slot = s
