@@ -51,8 +51,8 @@ func ExampleRetryAfter() {
 
 type overloaded struct{}
 
-func (overloaded) Error() string              { return "overloaded" }
-func (overloaded) Unwrap() error              { return bulwark.ErrUnavailable }
+func (overloaded) Error() string             { return "overloaded" }
+func (overloaded) Unwrap() error             { return bulwark.ErrUnavailable }
 func (overloaded) RetryAfter() time.Duration { return 2 * time.Second }
 
 // Timeout bounds a call; the caller's own deadline keeps its own error.
