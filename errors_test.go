@@ -65,13 +65,16 @@ func TestRetryable(t *testing.T) {
 }
 
 func TestClasses(t *testing.T) {
-	if !errors.Is(bulwark.ErrTimeout, context.DeadlineExceeded) {
+	timeout := bulwark.ErrTimeout
+	if !errors.Is(timeout, context.DeadlineExceeded) {
 		t.Error("ErrTimeout does not wrap context.DeadlineExceeded")
 	}
 	classes := []error{bulwark.ErrRejected, bulwark.ErrUnavailable, bulwark.ErrRemoteRejected, bulwark.ErrRemoteUnavailable}
 	for _, c := range classes {
-		if errors.Is(bulwark.ErrTimeout, c) {
-			t.Errorf("ErrTimeout wraps class %v, want none", c)
+		for e := timeout; e != nil; e = errors.Unwrap(e) {
+			if e == c {
+				t.Errorf("ErrTimeout wraps class %v, want none", c)
+			}
 		}
 		for _, d := range classes {
 			if c != d && errors.Is(c, d) {

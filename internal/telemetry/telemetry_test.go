@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type owner struct {
 	counts *Counters
-	pad    [1 << 10]byte
+	_      [1 << 10]byte
 }
 
 func collect(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]int64 {
