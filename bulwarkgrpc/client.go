@@ -1,0 +1,254 @@
+package bulwarkgrpc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+// client is what the client interceptors share.
+type client struct {
+	p          bulwark.Policy
+	o          options
+	calls      *calls
+	concurrent bool // p may run attempts concurrently (hedging)
+}
+
+func newClient(fn string, p bulwark.Policy, opts []Option) *client {
+	if p == nil {
+		panic("bulwarkgrpc: " + fn + ": nil policy")
+	}
+	c := &client{p: p, o: newOptions(opts)}
+	if cp, ok := p.(bulwark.Concurrent); ok && cp.ConcurrentFn() {
+		c.concurrent = true
+	}
+	c.calls = newCalls(&c.o, "bulwark.grpc.client.calls",
+		"Calls made through the bulwark gRPC client interceptors, by outcome and effective tier.")
+	return c
+}
+
+// outgoing adds the attempt number and, unless told not to, the effective
+// tier to the outgoing metadata of one attempt.
+func (c *client) outgoing(ctx context.Context, method string) context.Context {
+	info := bulwark.CallInfoFrom(ctx)
+	attempt := "1"
+	if info.Attempt > 1 {
+		attempt = strconv.Itoa(info.Attempt)
+	}
+	if c.o.propagate != nil && !c.o.propagate(ctx, method) {
+		return metadata.AppendToOutgoingContext(ctx, MetadataAttempt, attempt)
+	}
+	p := info.Priority
+	if !p.Valid() {
+		p = bulwark.Critical
+	}
+	return metadata.AppendToOutgoingContext(ctx, MetadataPriority, p.String(), MetadataAttempt, attempt)
+}
+
+// policyError is what the policies see of err, the error of one downstream
+// call: a RemoteError for UNAVAILABLE and RESOURCE_EXHAUSTED; err itself
+// when it is a failure or ctx ended; nil when err is an answer with a code
+// that is not a failure.
+func (c *client) policyError(ctx context.Context, err error, trailer metadata.MD) error {
+	cerr, classified := classify(err, trailer)
+	if classified || ctx.Err() != nil {
+		return cerr
+	}
+	st, ok := status.FromError(err)
+	if !ok || c.o.failures.has(st.Code()) {
+		return err
+	}
+	return nil
+}
+
+func (c *client) count(ctx context.Context, prio bulwark.Priority, ran bool, err error) {
+	switch {
+	case err == nil:
+		c.calls.add(outcomeSuccess, prio)
+	case ctx.Err() != nil:
+		c.calls.add(outcomeIgnored, prio)
+	case !ran:
+		c.calls.add(outcomeRefused, prio)
+	default:
+		c.calls.add(outcomeFailure, prio)
+	}
+}
+
+// UnaryClientInterceptor returns an interceptor that runs each unary call
+// under p: each attempt sends bulwark-priority and bulwark-attempt, and its
+// error is classified for the policies (see the package documentation).
+//
+// The error returned keeps gRPC's meaning: the downstream's status (inside
+// a [*RemoteError] for UNAVAILABLE and RESOURCE_EXHAUSTED), or, for an
+// error of the policy, an error that wraps it and carries the status of its
+// class. When p runs attempts concurrently (a hedging policy, see
+// [bulwark.Concurrent]) and the reply is a proto.Message, each attempt
+// decodes into a message of its own and the winner's is merged into reply.
+// It panics if p is nil.
+func UnaryClientInterceptor(p bulwark.Policy, opts ...Option) grpc.UnaryClientInterceptor {
+	c := newClient("UnaryClientInterceptor", p, opts)
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		u := &unaryCall{c: c, method: method, req: req, reply: reply, cc: cc, invoker: invoker, opts: opts}
+		err := c.p.Do(ctx, u.attempt)
+		u.mu.Lock()
+		u.closed = true
+		answer := u.answer
+		u.mu.Unlock()
+		c.count(ctx, bulwark.PriorityFrom(ctx), u.ran.Load(), err)
+		if err == nil {
+			return answer
+		}
+		return clientError(err)
+	}
+}
+
+// unaryCall is one call through UnaryClientInterceptor.
+type unaryCall struct {
+	c       *client
+	method  string
+	req     any
+	reply   any
+	cc      *grpc.ClientConn
+	invoker grpc.UnaryInvoker
+	opts    []grpc.CallOption
+	ran     atomic.Bool
+
+	mu      sync.Mutex
+	settled bool  // an attempt returned nil to the policies
+	answer  error // its answer: nil or a code that is not a failure
+	closed  bool  // Do returned
+}
+
+func (u *unaryCall) attempt(ctx context.Context) error {
+	u.ran.Store(true)
+	ctx = u.c.outgoing(ctx, u.method)
+	reply := u.reply
+	if u.c.concurrent {
+		if m, ok := reply.(proto.Message); ok {
+			reply = m.ProtoReflect().New().Interface()
+		}
+	}
+	var trailer metadata.MD
+	opts := append(u.opts[:len(u.opts):len(u.opts)], grpc.Trailer(&trailer))
+	err := u.invoker(ctx, u.method, u.req, reply, u.cc, opts...)
+	if err != nil {
+		if perr := u.c.policyError(ctx, err, trailer); perr != nil {
+			return perr
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.settled && !u.closed {
+		u.settled, u.answer = true, err
+		if err == nil && reply != u.reply {
+			dst := u.reply.(proto.Message)
+			proto.Reset(dst)
+			proto.Merge(dst, reply.(proto.Message))
+		}
+	}
+	return nil
+}
+
+// StreamClientInterceptor returns an interceptor that holds admission by p
+// for the whole life of each stream: from its creation until RecvMsg
+// returns io.EOF or an error (for a stream without server streaming: until
+// RecvMsg returns the response), or the stream's context ends, whichever
+// comes first; the admission is released exactly once, with the stream's
+// outcome as the policies see it (see [UnaryClientInterceptor]). The
+// stream sends bulwark-priority and bulwark-attempt as unary calls do, and
+// RecvMsg returns a [*RemoteError] for UNAVAILABLE and RESOURCE_EXHAUSTED.
+//
+// As with any gRPC stream, the caller must read it to the end or cancel
+// its context; a stream abandoned otherwise holds its admission.
+//
+// StreamClientInterceptor panics unless p is a [bulwark.Admitter]: retries,
+// timeouts and hedging cannot cover work that outlives Do, so pass
+// admission policies only (a breaker, a bulkhead, a [bulwark.Chain] of
+// them).
+func StreamClientInterceptor(p bulwark.Policy, opts ...Option) grpc.StreamClientInterceptor {
+	a, ok := p.(bulwark.Admitter)
+	if !ok && p != nil {
+		panic(fmt.Sprintf("bulwarkgrpc: StreamClientInterceptor: policy %T is not a bulwark.Admitter: "+
+			"a stream outlives Do, so pass admission policies only (a breaker, a bulkhead, "+
+			"a bulwark.Chain of them), not retries, timeouts or hedging", p))
+	}
+	c := newClient("StreamClientInterceptor", p, opts)
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		prio := bulwark.PriorityFrom(ctx)
+		done, err := a.Admit(ctx)
+		if err != nil {
+			c.count(ctx, prio, false, err)
+			return nil, clientError(err)
+		}
+		cs, err := streamer(c.outgoing(ctx, method), desc, cc, method, opts...)
+		if err != nil {
+			perr := c.policyError(ctx, err, nil)
+			if cerr := ctx.Err(); cerr != nil {
+				perr = cerr
+			}
+			done(perr)
+			c.count(ctx, prio, true, perr)
+			cerr, _ := classify(err, nil)
+			return nil, cerr
+		}
+		s := &clientStream{ClientStream: cs, c: c, ctx: ctx, prio: prio, done: done, unary: !desc.ServerStreams}
+		s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
+		return s, nil
+	}
+}
+
+// clientStream holds its admission until the stream ends.
+type clientStream struct {
+	grpc.ClientStream
+	c     *client
+	ctx   context.Context
+	prio  bulwark.Priority
+	done  func(error)
+	unary bool // no server streaming: the first response ends the stream
+	stop  func() bool
+	ended atomic.Bool
+}
+
+// finish releases the admission once, with the stream's outcome.
+func (s *clientStream) finish(err error) {
+	if !s.ended.CompareAndSwap(false, true) {
+		return
+	}
+	s.done(err)
+	s.c.count(s.ctx, s.prio, true, err)
+}
+
+func (s *clientStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	switch {
+	case err == nil:
+		if s.unary {
+			s.stop()
+			s.finish(nil)
+		}
+		return nil
+	case err == io.EOF:
+		s.stop()
+		s.finish(nil)
+		return err
+	}
+	trailer := s.ClientStream.Trailer()
+	perr := s.c.policyError(s.ctx, err, trailer)
+	if cerr := s.ctx.Err(); cerr != nil {
+		perr = cerr
+	}
+	s.stop()
+	s.finish(perr)
+	cerr, _ := classify(err, trailer)
+	return cerr
+}

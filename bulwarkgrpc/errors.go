@@ -1,0 +1,196 @@
+package bulwarkgrpc
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+// Metadata keys.
+const (
+	// MetadataPriority carries the effective priority tier
+	// ("critical-plus", "critical", "sheddable-plus", "sheddable").
+	MetadataPriority = "bulwark-priority"
+	// MetadataAttempt carries the 1-based attempt number of a call.
+	MetadataAttempt = "bulwark-attempt"
+	// MetadataPushback is gRPC's retry pushback trailer (gRFC A6): the
+	// milliseconds to wait before a retry; negative means do not retry.
+	MetadataPushback = "grpc-retry-pushback-ms"
+)
+
+// RemoteError is a downstream's UNAVAILABLE or RESOURCE_EXHAUSTED answer,
+// classified for the policies: it wraps [bulwark.ErrRemoteUnavailable] or
+// [bulwark.ErrRemoteRejected], carries the downstream's retry hint, and
+// keeps the downstream's status, so status.FromError(err) returns the
+// status the downstream sent (details included).
+//
+// When the downstream sent a grpc-retry-pushback-ms trailer, the error
+// returned by the client interceptors wraps the RemoteError in an error
+// whose Retryable reports whether the pushback allows a retry (a negative
+// or unparseable value does not); errors.As still finds the RemoteError.
+type RemoteError struct {
+	st    *status.Status
+	class error
+	hint  time.Duration
+}
+
+// Error returns the status in grpc-go's format
+// ("rpc error: code = Unavailable desc = …").
+func (e *RemoteError) Error() string { return e.st.String() }
+
+// Unwrap returns the class: [bulwark.ErrRemoteUnavailable] or
+// [bulwark.ErrRemoteRejected].
+func (e *RemoteError) Unwrap() error { return e.class }
+
+// GRPCStatus returns the downstream's status, for status.FromError and
+// status.Code.
+func (e *RemoteError) GRPCStatus() *status.Status { return e.st }
+
+// RetryAfter returns the downstream's hint (RetryInfo, else
+// grpc-retry-pushback-ms), or 0 when it sent none.
+func (e *RemoteError) RetryAfter() time.Duration { return e.hint }
+
+// pushbackError is a RemoteError that came with a grpc-retry-pushback-ms
+// trailer: the downstream said whether to retry.
+type pushbackError struct {
+	*RemoteError
+	retry bool
+}
+
+func (e *pushbackError) Unwrap() error   { return e.RemoteError }
+func (e *pushbackError) Retryable() bool { return e.retry }
+
+// classify turns the error of one downstream call into what the policies
+// see: UNAVAILABLE and RESOURCE_EXHAUSTED become RemoteErrors; anything else
+// is returned as is. ok reports whether err was classified.
+func classify(err error, trailer metadata.MD) (_ error, ok bool) {
+	st, isStatus := status.FromError(err)
+	if !isStatus {
+		return err, false
+	}
+	var class error
+	switch st.Code() {
+	case codes.Unavailable:
+		class = bulwark.ErrRemoteUnavailable
+	case codes.ResourceExhausted:
+		class = bulwark.ErrRemoteRejected
+	default:
+		return err, false
+	}
+	re := &RemoteError{st: st, class: class}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			if h := ri.GetRetryDelay().AsDuration(); h > 0 {
+				re.hint = h
+			}
+			break
+		}
+	}
+	vs := trailer.Get(MetadataPushback)
+	if len(vs) == 0 {
+		return re, true
+	}
+	ms, perr := strconv.ParseInt(vs[0], 10, 64)
+	if perr != nil || ms < 0 {
+		return &pushbackError{RemoteError: re, retry: false}, true
+	}
+	if re.hint == 0 {
+		re.hint = time.Duration(min(ms, int64(time.Duration(1<<63-1)/time.Millisecond))) * time.Millisecond
+	}
+	return &pushbackError{RemoteError: re, retry: true}, true
+}
+
+// statusError is an error from a policy (a local refusal, a timeout, an
+// ended context) with the status the client interceptors give it, so that
+// status.Code works on everything they return.
+type statusError struct {
+	err error
+	st  *status.Status
+}
+
+func (e *statusError) Error() string              { return e.err.Error() }
+func (e *statusError) Unwrap() error              { return e.err }
+func (e *statusError) GRPCStatus() *status.Status { return e.st }
+
+// hasStatus reports whether err carries a gRPC status.
+func hasStatus(err error) bool {
+	var gs interface{ GRPCStatus() *status.Status }
+	return errors.As(err, &gs)
+}
+
+// clientError is what the client interceptors return for err, the error of
+// the policy: an error with a status already (the downstream's, a
+// RemoteError) as is; anything else wrapped with the status its class
+// stands for.
+func clientError(err error) error {
+	if err == nil || hasStatus(err) {
+		return err
+	}
+	st, _ := statusOf(err, codes.Unknown)
+	return &statusError{err: err, st: st}
+}
+
+// statusOf maps err by its class; other is the code of an error of no class.
+// The status carries a RetryInfo detail when err has a hint, which is also
+// returned.
+func statusOf(err error, other codes.Code) (*status.Status, time.Duration) {
+	code := other
+	switch {
+	case errors.Is(err, bulwark.ErrRejected):
+		code = codes.ResourceExhausted
+	case errors.Is(err, bulwark.ErrUnavailable),
+		errors.Is(err, bulwark.ErrRemoteRejected),
+		errors.Is(err, bulwark.ErrRemoteUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded): // bulwark.ErrTimeout wraps it
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	}
+	msg := err.Error()
+	var gs interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &gs) && gs.GRPCStatus() != nil {
+		msg = gs.GRPCStatus().Message()
+	}
+	st := status.New(code, msg)
+	hint, ok := bulwark.RetryAfter(err)
+	if !ok {
+		return st, 0
+	}
+	if withHint, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(hint)}); derr == nil {
+		st = withHint
+	}
+	return st, hint
+}
+
+// isClass reports whether err is of one of the classes or ErrTimeout: the
+// errors the server interceptors map rather than pass through.
+func isClass(err error) bool {
+	return errors.Is(err, bulwark.ErrRejected) || errors.Is(err, bulwark.ErrUnavailable) ||
+		errors.Is(err, bulwark.ErrRemoteRejected) || errors.Is(err, bulwark.ErrRemoteUnavailable) ||
+		errors.Is(err, bulwark.ErrTimeout)
+}
+
+// pushbackMD is the grpc-retry-pushback-ms trailer for hint, in whole
+// milliseconds rounded up.
+func pushbackMD(hint time.Duration) metadata.MD {
+	ms := (hint + time.Millisecond - 1) / time.Millisecond
+	return metadata.MD{MetadataPushback: []string{strconv.FormatInt(int64(ms), 10)}}
+}
+
+const internalCode = codes.Internal
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func errorsIsTimeout(err error) bool { return errors.Is(err, bulwark.ErrTimeout) }
