@@ -1,0 +1,82 @@
+package breaker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+var (
+	// ErrOpen is the refusal of an open or forced-open breaker. The error a
+	// breaker returns wraps it (errors.Is(err, ErrOpen) and
+	// errors.Is(err, bulwark.ErrUnavailable) both hold) and carries the
+	// time until the breaker lets a probe through, for bulwark.RetryAfter
+	// (no hint when forced open, or once the break has ended).
+	ErrOpen = fmt.Errorf("breaker: open: %w", bulwark.ErrUnavailable)
+
+	// ErrTooManyProbes is the refusal of a half-open breaker whose probes
+	// are all running. The error a breaker returns wraps it and carries the
+	// break duration as its retry hint: the longest the next probe can be
+	// away once the running ones end.
+	ErrTooManyProbes = fmt.Errorf("breaker: too many probes: %w", bulwark.ErrUnavailable)
+
+	// Sentinels handed to gobreaker's done: it counts errFailure as a
+	// failure and excludes errExcluded (IsExcluded).
+	errFailure  = errors.New("breaker: failure")
+	errExcluded = errors.New("breaker: excluded")
+)
+
+type refusal uint8
+
+const (
+	refusedOpen refusal = iota
+	refusedForced
+	refusedProbes
+)
+
+// RefusalError is the error a breaker refuses a call with. Each breaker
+// keeps one per kind of refusal, so refusing allocates nothing; its retry
+// hint is computed when asked for.
+type RefusalError struct {
+	b    *Breaker
+	kind refusal
+	msg  string
+}
+
+// refusalMessages are the messages of a breaker's three refusals; a Group
+// computes them once for all its members.
+func refusalMessages(name string) [3]string {
+	q := fmt.Sprintf("%q", name)
+	return [3]string{
+		refusedOpen:   "breaker: " + q + " is open",
+		refusedForced: "breaker: " + q + " is forced open",
+		refusedProbes: "breaker: " + q + " has too many probes running",
+	}
+}
+
+// Error names the breaker and why it refused.
+func (e *RefusalError) Error() string { return e.msg }
+
+// Unwrap returns [ErrOpen] or [ErrTooManyProbes].
+func (e *RefusalError) Unwrap() error {
+	if e.kind == refusedProbes {
+		return ErrTooManyProbes
+	}
+	return ErrOpen
+}
+
+// RetryAfter is the time until the breaker lets a probe through, measured
+// now: what is left of the break for an open breaker (0, no hint, once it
+// ended or after a Reset), the break duration for one whose probes are
+// running, and 0 (no hint) for a forced-open one.
+func (e *RefusalError) RetryAfter() time.Duration {
+	switch e.kind {
+	case refusedProbes:
+		return e.b.c.o.breakDuration
+	case refusedForced:
+		return 0
+	}
+	return e.b.untilProbe()
+}
