@@ -1,0 +1,236 @@
+package bulkhead_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/bulwark-go/bulwark/bulkhead"
+)
+
+// chanSem is the floor the bulkhead is measured against: a buffered-channel
+// semaphore.
+type chanSem chan struct{}
+
+func (s chanSem) tryAcquire() bool {
+	select {
+	case s <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s chanSem) release() { <-s }
+
+func (s chanSem) do(ctx context.Context, fn func(context.Context) error) error {
+	if !s.tryAcquire() {
+		return errSemFull
+	}
+	defer s.release()
+	return fn(ctx)
+}
+
+var errSemFull = errors.New("full")
+
+// benchLimit is large enough that RunParallel never finds the bulkhead full.
+const benchLimit = 1024
+
+func providers() []struct {
+	name string
+	mp   metric.MeterProvider
+} {
+	return []struct {
+		name string
+		mp   metric.MeterProvider
+	}{
+		{"noop", noop.NewMeterProvider()},
+		{"sdk", sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))},
+	}
+}
+
+func nop(context.Context) error { return nil }
+
+func BenchmarkTryAcquireRelease(b *testing.B) {
+	b.Run("chan", func(b *testing.B) {
+		s := make(chanSem, benchLimit)
+		b.ReportAllocs()
+		for b.Loop() {
+			if !s.tryAcquire() {
+				b.Fatal("refused")
+			}
+			s.release()
+		}
+	})
+	b.Run("chan/parallel", func(b *testing.B) {
+		s := make(chanSem, benchLimit)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if !s.tryAcquire() {
+					b.Error("refused")
+					return
+				}
+				s.release()
+			}
+		})
+	})
+	for _, mp := range providers() {
+		b.Run("bulkhead/"+mp.name, func(b *testing.B) {
+			bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp))
+			b.ReportAllocs()
+			for b.Loop() {
+				p, ok := bh.TryAcquire()
+				if !ok {
+					b.Fatal("refused")
+				}
+				p.Release()
+			}
+		})
+		b.Run("bulkhead/"+mp.name+"/parallel", func(b *testing.B) {
+			bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p, ok := bh.TryAcquire()
+					if !ok {
+						b.Error("refused")
+						return
+					}
+					p.Release()
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkDo(b *testing.B) {
+	ctx := context.Background()
+	b.Run("chan", func(b *testing.B) {
+		s := make(chanSem, benchLimit)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.do(ctx, nop); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("chan/parallel", func(b *testing.B) {
+		s := make(chanSem, benchLimit)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.do(ctx, nop); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	for _, mp := range providers() {
+		for _, queue := range []int{0, 16} {
+			name := mp.name
+			if queue > 0 {
+				name += "/queue"
+			}
+			b.Run("bulkhead/"+name, func(b *testing.B) {
+				bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp), bulkhead.WithMaxQueue(queue))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := bh.Do(ctx, nop); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("bulkhead/"+name+"/parallel", func(b *testing.B) {
+				bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp), bulkhead.WithMaxQueue(queue))
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := bh.Do(ctx, nop); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkRefused measures a refusal of a full bulkhead (limit 1, held).
+func BenchmarkRefused(b *testing.B) {
+	ctx := context.Background()
+	b.Run("chan", func(b *testing.B) {
+		s := make(chanSem, 1)
+		s.tryAcquire()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.do(ctx, nop); err == nil {
+				b.Fatal("admitted")
+			}
+		}
+	})
+	for _, mp := range providers() {
+		b.Run("bulkhead/"+mp.name+"/Do", func(b *testing.B) {
+			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.mp))
+			p, _ := bh.TryAcquire()
+			defer p.Release()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bh.Do(ctx, nop); err == nil {
+					b.Fatal("admitted")
+				}
+			}
+		})
+		b.Run("bulkhead/"+mp.name+"/Do/parallel", func(b *testing.B) {
+			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.mp))
+			p, _ := bh.TryAcquire()
+			defer p.Release()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := bh.Do(ctx, nop); err == nil {
+						b.Error("admitted")
+						return
+					}
+				}
+			})
+		})
+		b.Run("bulkhead/"+mp.name+"/TryAcquire", func(b *testing.B) {
+			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.mp))
+			p, _ := bh.TryAcquire()
+			defer p.Release()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := bh.TryAcquire(); ok {
+					b.Fatal("admitted")
+				}
+			}
+		})
+	}
+	// A full queue refusing an arrival of the lowest tier takes the mutex.
+	b.Run("bulkhead/queue-full", func(b *testing.B) {
+		bh := bulkhead.New("bench", 1, bulkhead.WithMaxQueue(1))
+		p, _ := bh.TryAcquire()
+		waiter := make(chan error)
+		wctx, cancel := context.WithCancel(ctx)
+		go func() { _, err := bh.Acquire(wctx); waiter <- err }()
+		for bh.Queued() != 1 {
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := bh.Do(ctx, nop); err == nil {
+				b.Fatal("admitted")
+			}
+		}
+		b.StopTimer()
+		cancel()
+		<-waiter
+		p.Release()
+	})
+}

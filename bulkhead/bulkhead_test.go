@@ -1,0 +1,401 @@
+package bulkhead_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/bulkhead"
+	"github.com/bulwark-go/bulwark/bulwarktest"
+)
+
+func TestContract(t *testing.T) {
+	tests := []struct {
+		name string
+		give func() bulwark.Policy
+	}{
+		{"NoQueue", func() bulwark.Policy { return newQuiet(4) }},
+		{"LimitOne", func() bulwark.Policy { return newQuiet(1) }},
+		{"Queue", func() bulwark.Policy { return newQuiet(2, bulkhead.WithMaxQueue(8), bulkhead.WithMaxWait(time.Second)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { bulwarktest.TestPolicy(t, tt.give) })
+	}
+}
+
+func TestNewPanics(t *testing.T) {
+	tests := []struct {
+		name string
+		give func()
+	}{
+		{"limit zero", func() { bulkhead.New("x", 0) }},
+		{"limit negative", func() { bulkhead.New("x", -1) }},
+		{"limit too large", func() { bulkhead.New("x", 1<<24) }},
+		{"negative queue", func() { bulkhead.WithMaxQueue(-1) }},
+		{"negative wait", func() { bulkhead.WithMaxWait(-time.Second) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				s, _ := r.(string)
+				if len(s) < 9 || s[:9] != "bulkhead:" {
+					t.Errorf("panic %v, want a message starting with \"bulkhead:\"", r)
+				}
+			}()
+			tt.give()
+		})
+	}
+}
+
+func TestNilOptionsIgnoredLastWins(t *testing.T) {
+	b := newQuiet(1, nil, bulkhead.WithMaxQueue(5), bulkhead.WithMaxQueue(0), bulkhead.WithMeterProvider(nil))
+	p, _ := b.TryAcquire()
+	defer p.Release()
+	if err := b.Do(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, bulkhead.ErrFull) {
+		t.Errorf("Do() = %v, want ErrFull (the last WithMaxQueue(0) wins)", err)
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	tests := []struct {
+		name string
+		give error
+		want []error
+		not  []error
+	}{
+		{"full", bulkhead.ErrFull, []error{bulwark.ErrUnavailable}, []error{bulkhead.ErrEvicted, bulkhead.ErrMaxWait, bulwark.ErrRejected}},
+		{"evicted", bulkhead.ErrEvicted, []error{bulkhead.ErrFull, bulwark.ErrUnavailable}, []error{bulkhead.ErrMaxWait}},
+		{"max wait", bulkhead.ErrMaxWait, []error{bulkhead.ErrFull, bulwark.ErrUnavailable},
+			[]error{bulkhead.ErrEvicted, bulwark.ErrTimeout, context.DeadlineExceeded}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, w := range tt.want {
+				if !errors.Is(tt.give, w) {
+					t.Errorf("errors.Is(%v, %v) = false, want true", tt.give, w)
+				}
+			}
+			for _, w := range tt.not {
+				if errors.Is(tt.give, w) {
+					t.Errorf("errors.Is(%v, %v) = true, want false", tt.give, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDoWithoutQueueRefusesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newQuiet(2)
+		p1, _ := b.TryAcquire()
+		p2, _ := b.TryAcquire()
+		start := time.Now()
+		called := false
+		err := b.Do(context.Background(), func(context.Context) error { called = true; return nil })
+		if !errors.Is(err, bulkhead.ErrFull) || !errors.Is(err, bulwark.ErrUnavailable) {
+			t.Errorf("Do() = %v, want ErrFull and ErrUnavailable", err)
+		}
+		if called {
+			t.Error("fn ran in a full bulkhead")
+		}
+		if _, err := b.Acquire(context.Background()); !errors.Is(err, bulkhead.ErrFull) {
+			t.Errorf("Acquire() = %v, want ErrFull", err)
+		}
+		if done, err := b.Admit(context.Background()); !errors.Is(err, bulkhead.ErrFull) || done != nil {
+			t.Errorf("Admit() = (done != nil: %v, %v), want (false, ErrFull)", done != nil, err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("refusals took %v, want 0", d)
+		}
+		p1.Release()
+		p2.Release()
+		if err := b.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+			t.Errorf("Do() after release = %v, want nil", err)
+		}
+	})
+}
+
+// TestMaxConcurrency: under 200 goroutines the bulkhead reaches its limit
+// and never exceeds it.
+func TestMaxConcurrency(t *testing.T) {
+	const limit, callers = 8, 200
+	tests := []struct {
+		name  string
+		queue int
+	}{
+		{"queue holds everyone", callers},
+		{"no queue", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newQuiet(limit, bulkhead.WithMaxQueue(tt.queue))
+			var cur, maxSeen, ok, refused atomic.Int64
+			reached := make(chan struct{})
+			var once sync.Once
+			var wg sync.WaitGroup
+			for range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						err := b.Do(context.Background(), func(context.Context) error {
+							n := cur.Add(1)
+							defer cur.Add(-1)
+							for m := maxSeen.Load(); n > m && !maxSeen.CompareAndSwap(m, n); m = maxSeen.Load() {
+							}
+							if n == limit {
+								once.Do(func() { close(reached) })
+							}
+							select {
+							case <-reached:
+							case <-time.After(10 * time.Second):
+								return errors.New("the limit was never reached")
+							}
+							runtime.Gosched()
+							return nil
+						})
+						switch {
+						case err == nil:
+							ok.Add(1)
+							return
+						case errors.Is(err, bulkhead.ErrFull) && tt.queue == 0:
+							refused.Add(1)
+							runtime.Gosched() // retry until admitted: bounded by reached
+						default:
+							t.Errorf("Do() = %v", err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if got := maxSeen.Load(); got != limit {
+				t.Errorf("max concurrency = %d, want %d", got, limit)
+			}
+			if got := ok.Load(); got != callers {
+				t.Errorf("%d calls admitted, want %d", got, callers)
+			}
+			if tt.queue > 0 && refused.Load() != 0 {
+				t.Errorf("%d refusals with a queue holding everyone, want 0", refused.Load())
+			}
+			if got := b.InFlight(); got != 0 {
+				t.Errorf("InFlight() = %d after all calls, want 0", got)
+			}
+		})
+	}
+}
+
+func TestReleaseIdempotent(t *testing.T) {
+	tests := []struct {
+		name string
+		give func(b *bulkhead.Bulkhead) (held bulkhead.Permit)
+	}{
+		{"double release", func(b *bulkhead.Bulkhead) bulkhead.Permit {
+			p, _ := b.TryAcquire()
+			p.Release()
+			p.Release()
+			q, _ := b.TryAcquire()
+			return q
+		}},
+		{"late release after the slot was reused", func(b *bulkhead.Bulkhead) bulkhead.Permit {
+			p, _ := b.TryAcquire()
+			p.Release()
+			q, _ := b.TryAcquire()
+			p.Release() // must not free q's slot
+			return q
+		}},
+		{"release of a copy", func(b *bulkhead.Bulkhead) bulkhead.Permit {
+			p, _ := b.TryAcquire()
+			c := p
+			c.Release()
+			p.Release()
+			q, _ := b.TryAcquire()
+			c.Release()
+			return q
+		}},
+		{"zero permit", func(b *bulkhead.Bulkhead) bulkhead.Permit {
+			var z bulkhead.Permit
+			z.Release()
+			q, _ := b.TryAcquire()
+			z.Release()
+			return q
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newQuiet(1)
+			held := tt.give(b)
+			if got := b.InFlight(); got != 1 {
+				t.Errorf("InFlight() = %d, want 1", got)
+			}
+			if _, ok := b.TryAcquire(); ok {
+				t.Fatal("TryAcquire() succeeded while the slot is held: a stale release freed it")
+			}
+			held.Release()
+			if _, ok := b.TryAcquire(); !ok {
+				t.Error("TryAcquire() failed after the holder released")
+			}
+		})
+	}
+}
+
+func TestPanicAndGoexitRelease(t *testing.T) {
+	tests := []struct {
+		name string
+		give func(b *bulkhead.Bulkhead)
+	}{
+		{"panic", func(b *bulkhead.Bulkhead) {
+			defer func() { _ = recover() }()
+			_ = b.Do(context.Background(), func(context.Context) error { panic("boom") })
+		}},
+		{"Goexit", func(b *bulkhead.Bulkhead) {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = b.Do(context.Background(), func(context.Context) error { runtime.Goexit(); return nil })
+			}()
+			<-done
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newQuiet(1)
+			tt.give(b)
+			if got := b.InFlight(); got != 0 {
+				t.Errorf("InFlight() = %d, want 0", got)
+			}
+			if p, ok := b.TryAcquire(); !ok {
+				t.Error("TryAcquire() = false, want the released slot")
+			} else {
+				p.Release()
+			}
+		})
+	}
+}
+
+func TestAdmit(t *testing.T) {
+	b := newQuiet(1)
+	var _ bulwark.Admitter = b
+	done, err := b.Admit(context.Background())
+	if err != nil || done == nil {
+		t.Fatalf("Admit() = (%v, %v), want a done and nil", done != nil, err)
+	}
+	if _, ok := b.TryAcquire(); ok {
+		t.Fatal("TryAcquire() succeeded while Admit holds the slot")
+	}
+	done(nil)
+	p, ok := b.TryAcquire()
+	if !ok {
+		t.Fatal("TryAcquire() failed after done")
+	}
+	done(errors.New("late")) // must not release p's slot
+	if _, ok := b.TryAcquire(); ok {
+		t.Error("a second done released someone else's slot")
+	}
+	p.Release()
+}
+
+func TestEndedContext(t *testing.T) {
+	b := newQuiet(1, bulkhead.WithMaxQueue(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.Acquire(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Acquire() = %v, want context.Canceled", err)
+	}
+	if got := b.InFlight(); got != 0 {
+		t.Errorf("InFlight() = %d after a refused Acquire, want 0", got)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	hold := func(b *bulkhead.Bulkhead, d time.Duration, n int) {
+		for range n {
+			_ = b.Do(context.Background(), func(context.Context) error { time.Sleep(d); return nil })
+		}
+	}
+	tests := []struct {
+		name   string
+		limit  int
+		queue  int
+		hold   time.Duration // each of 4 sequential calls held a slot this long
+		queued int           // callers queued ahead of the refused one
+		want   time.Duration // 0: no hint
+	}{
+		{"no hold observed", 1, 0, 0, 0, 0},
+		{"mean hold spread over the slots", 2, 0, 100 * time.Millisecond, 0, 50 * time.Millisecond},
+		{"callers queued ahead", 2, 1, 100 * time.Millisecond, 1, 100 * time.Millisecond},
+		{"at least a millisecond", 4, 0, time.Millisecond, 0, time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newQuiet(tt.limit, bulkhead.WithMaxQueue(tt.queue))
+				if tt.hold > 0 {
+					hold(b, tt.hold, 4)
+				}
+				var held []bulkhead.Permit
+				for range tt.limit {
+					p, _ := b.TryAcquire()
+					held = append(held, p)
+				}
+				out := make(chan result, tt.queued)
+				for i := range tt.queued {
+					queueCaller(context.Background(), b, i, out, nil)
+				}
+				synctest.Wait()
+				err := b.Do(context.Background(), func(context.Context) error { return nil })
+				if !errors.Is(err, bulkhead.ErrFull) {
+					t.Fatalf("Do() = %v, want ErrFull", err)
+				}
+				got, ok := bulwark.RetryAfter(err)
+				if got != tt.want || ok != (tt.want > 0) {
+					t.Errorf("RetryAfter() = %v, %v, want %v, %v", got, ok, tt.want, tt.want > 0)
+				}
+				for _, p := range held {
+					p.Release()
+				}
+				for range tt.queued {
+					if r := <-out; r.err != nil {
+						t.Errorf("queued caller: %v", r.err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestRefusalAllocatesNothing(t *testing.T) {
+	b := newQuiet(1)
+	p, _ := b.TryAcquire()
+	defer p.Release()
+	ctx := context.Background()
+	fn := func(context.Context) error { return nil }
+	if n := testing.AllocsPerRun(100, func() { _ = b.Do(ctx, fn) }); n != 0 {
+		t.Errorf("refused Do allocates %v times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = bulwark.RetryAfter(b.Do(ctx, fn)) }); n != 0 {
+		t.Errorf("RetryAfter of a refusal allocates %v times, want 0", n)
+	}
+}
+
+func TestSuccessAllocatesNothing(t *testing.T) {
+	b := newQuiet(4, bulkhead.WithMaxQueue(4))
+	ctx := context.Background()
+	fn := func(context.Context) error { return nil }
+	if n := testing.AllocsPerRun(100, func() { _ = b.Do(ctx, fn) }); n != 0 {
+		t.Errorf("Do allocates %v times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		p, _ := b.TryAcquire()
+		p.Release()
+	}); n != 0 {
+		t.Errorf("TryAcquire+Release allocates %v times, want 0", n)
+	}
+}
