@@ -21,14 +21,17 @@
 //     errors.Is(err, ctx.Err()) holds, when its context ends.
 //
 // Do, Acquire and Admit admit under these rules and wait in the queue when
-// one is configured; without a queue (the default) they never block.
+// one is configured; without a queue (the default) they never block. (This
+// is the one place a bulwark Do may block: configuring a queue asks for
+// it.)
 // TryAcquire never waits and never jumps ahead of queued callers. A permit
 // is released exactly once: [Permit.Release] is idempotent, and a release
 // of a permit whose slot has since gone to another caller does nothing.
 //
 // Every refusal wraps [ErrFull], which wraps [bulwark.ErrUnavailable], and
 // carries a retry hint ([bulwark.RetryAfter]) derived from the hold times
-// the bulkhead observed.
+// the bulkhead observed: the moving average of sampled hold times × (callers
+// queued + 1) / limit, at least 1 ms; no hint before a hold was observed.
 //
 // # Cost
 //
