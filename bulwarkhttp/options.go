@@ -18,17 +18,17 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
-	name           string
-	mp             metric.MeterProvider
-	trust          func(*http.Request) bool
-	priorityFunc   func(*http.Request) bulwark.Priority
-	keyFunc        func(*http.Request) string
-	failure        func(status int) bool
-	reject         func(http.ResponseWriter, *http.Request, error)
-	exempt         func(*http.Request) bool
-	rateLimitHdrs  bool
-	observer       func(*http.Request, Result)
-	propagate      func(*http.Request) bool
+	name          string
+	mp            metric.MeterProvider
+	trust         func(*http.Request) bool
+	priorityFunc  func(*http.Request) bulwark.Priority
+	keyFunc       func(*http.Request) string
+	failure       func(status int) bool
+	reject        func(http.ResponseWriter, *http.Request, error)
+	exempt        func(*http.Request) bool
+	rateLimitHdrs bool
+	observer      func(*http.Request, Result)
+	propagate     func(*http.Request) bool
 }
 
 func newOptions(defaultName string, opts []Option) options {

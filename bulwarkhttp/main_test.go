@@ -1,0 +1,172 @@
+package bulwarkhttp_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// passThrough runs fn as is.
+var passThrough = bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
+	return fn(ctx)
+})
+
+// refuse returns a policy that never runs fn and returns err.
+func refuse(err error) bulwark.Policy {
+	return bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return err
+	})
+}
+
+// refusal is a refusal of a class with an optional hint and quota.
+type refusal struct {
+	class error
+	hint  time.Duration
+}
+
+func (e *refusal) Error() string { return "test: refused: " + e.class.Error() }
+func (e *refusal) Unwrap() error { return e.class }
+func (e *refusal) RetryAfter() time.Duration {
+	return e.hint
+}
+
+// quotaRefusal is a refusal carrying a quota.
+type quotaRefusal struct {
+	refusal
+	q bulwark.Quota
+}
+
+func (e *quotaRefusal) Quota() bulwark.Quota { return e.q }
+
+// recorder runs fn and records what it returned and under which context.
+type recorder struct {
+	mu   sync.Mutex
+	errs []error
+	ctxs []context.Context
+}
+
+func (r *recorder) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := fn(ctx)
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.ctxs = append(r.ctxs, ctx)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *recorder) last() (context.Context, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) == 0 {
+		return nil, errors.New("test: fn never returned")
+	}
+	return r.ctxs[len(r.ctxs)-1], r.errs[len(r.errs)-1]
+}
+
+// retrier is a minimal retrying policy: up to n attempts while fn fails
+// and the error does not say Retryable() == false; attempts after the
+// first get bulwark.WithAttempt.
+type retrier struct {
+	n     int
+	force bool // retry even errors that say they must not be
+	mu    sync.Mutex
+	errs  []error
+}
+
+func (r *retrier) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	for i := 1; i <= r.n; i++ {
+		actx := ctx
+		if i > 1 {
+			actx = bulwark.WithAttempt(ctx, i)
+		}
+		err = fn(actx)
+		r.mu.Lock()
+		r.errs = append(r.errs, err)
+		r.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+		if ok, found := bulwark.Retryable(err); found && !ok && !r.force {
+			return err
+		}
+	}
+	return err
+}
+
+func (r *retrier) seen() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
+}
+
+// gate is a counting Admitter (a bulkhead of limit permits) that records
+// what done received.
+type gate struct {
+	limit int
+
+	mu       sync.Mutex
+	inFlight int
+	results  []error
+}
+
+func (g *gate) Admit(ctx context.Context) (func(error), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inFlight >= g.limit {
+		return nil, &refusal{class: bulwark.ErrUnavailable}
+	}
+	g.inFlight++
+	var once sync.Once
+	return func(err error) {
+		once.Do(func() {
+			g.mu.Lock()
+			g.inFlight--
+			g.results = append(g.results, err)
+			g.mu.Unlock()
+		})
+	}, nil
+}
+
+func (g *gate) Do(ctx context.Context, fn func(context.Context) error) error {
+	done, err := g.Admit(ctx)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			done(errors.New("test: fn panicked or exited"))
+		}
+	}()
+	err = fn(ctx)
+	ok = true
+	done(err)
+	return err
+}
+
+func (g *gate) state() (int, []error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inFlight, append([]error(nil), g.results...)
+}
