@@ -1,0 +1,193 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+// The targets (issue 5): a successful Do within 1.3× of raw gobreaker
+// TwoStepCircuitBreaker Allow+done and at most its 1 allocation; a refused
+// Do within 1.3× of raw gobreaker's refusal and 0 allocations; both with the
+// no-op and with an SDK MeterProvider.
+
+func providers(b *testing.B) []struct {
+	name string
+	mp   metric.MeterProvider
+} {
+	sdk := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+	return []struct {
+		name string
+		mp   metric.MeterProvider
+	}{{"noop", noop.NewMeterProvider()}, {"sdk", sdk}}
+}
+
+func rawTwoStep(open bool) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:         "raw",
+		Interval:     DefaultWindow,
+		BucketPeriod: DefaultWindow / DefaultBuckets,
+		Timeout:      time.Hour,
+		ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 1 },
+	})
+	if open {
+		done, _ := cb.Allow()
+		done(errBoom)
+	}
+	return cb
+}
+
+func BenchmarkSuccess(b *testing.B) {
+	ctx := context.Background()
+	b.Run("raw-twostep", func(b *testing.B) {
+		cb := rawTwoStep(false)
+		b.ReportAllocs()
+		for b.Loop() {
+			done, err := cb.Allow()
+			if err != nil {
+				b.Fatal(err)
+			}
+			done(nil)
+		}
+	})
+	b.Run("raw-execute", func(b *testing.B) {
+		cb := gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{Interval: DefaultWindow, BucketPeriod: DefaultWindow / DefaultBuckets})
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = cb.Execute(func() (struct{}, error) { return struct{}{}, nil })
+		}
+	})
+	for _, p := range providers(b) {
+		b.Run("do-"+p.name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.mp))
+			defer br.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("admit-"+p.name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.mp))
+			defer br.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				done, err := br.Admit(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				done(nil)
+			}
+		})
+		b.Run("group-"+p.name, func(b *testing.B) {
+			g := NewGroup("bench", WithMeterProvider(p.mp))
+			defer g.Close()
+			kctx := bulwark.WithKey(ctx, "host-1")
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := g.Do(kctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRefused(b *testing.B) {
+	ctx := context.Background()
+	b.Run("raw-twostep", func(b *testing.B) {
+		cb := rawTwoStep(true)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cb.Allow(); err == nil {
+				b.Fatal("admitted")
+			}
+		}
+	})
+	for _, p := range providers(b) {
+		b.Run("do-"+p.name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.mp), WithConsecutiveFailures(1), WithBreakDuration(time.Hour))
+			defer br.Close()
+			_ = br.Do(ctx, fail)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); !errors.Is(err, ErrOpen) {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("forced-"+p.name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.mp))
+			defer br.Close()
+			br.ForceOpen()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err == nil {
+					b.Fatal("admitted")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkSuccessParallel(b *testing.B) {
+	ctx := context.Background()
+	b.Run("raw-twostep", func(b *testing.B) {
+		cb := rawTwoStep(false)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				done, _ := cb.Allow()
+				done(nil)
+			}
+		})
+	})
+	for _, p := range providers(b) {
+		b.Run("do-"+p.name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.mp))
+			defer br.Close()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_ = br.Do(ctx, succeed)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkRefusedParallel(b *testing.B) {
+	ctx := context.Background()
+	b.Run("raw-twostep", func(b *testing.B) {
+		cb := rawTwoStep(true)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_, _ = cb.Allow()
+			}
+		})
+	})
+	for _, p := range providers(b) {
+		b.Run("do-"+p.name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.mp), WithConsecutiveFailures(1), WithBreakDuration(time.Hour))
+			defer br.Close()
+			_ = br.Do(ctx, fail)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_ = br.Do(ctx, succeed)
+				}
+			})
+		})
+	}
+}
