@@ -78,12 +78,12 @@ func (s *server) failure(ctx context.Context, herr error) bool {
 
 // answer is what the server sends: out is the handler's answer when it ran
 // (herr), else the policy's error. It also counts the outcome.
-func (s *server) answer(ctx context.Context, prio bulwark.Priority, ran bool, err, herr error) (error, metadata.MD) {
+func (s *server) answer(ctx context.Context, prio bulwark.Priority, ran bool, err, herr error) (metadata.MD, error) {
 	switch {
 	case !ran:
 		if cerr := ctx.Err(); cerr != nil {
 			s.calls.add(outcomeIgnored, prio)
-			return status.FromContextError(cerr).Err(), nil
+			return nil, status.FromContextError(cerr).Err()
 		}
 		s.calls.add(outcomeRefused, prio)
 		return s.wire(err, true)
@@ -106,23 +106,23 @@ func (s *server) answer(ctx context.Context, prio bulwark.Priority, ran bool, er
 // wire maps err to the error sent to the client: classes to their codes
 // (with the retry hint as RetryInfo and trailer), other errors with a status
 // untouched, other policy errors to INTERNAL.
-func (s *server) wire(err error, fromPolicy bool) (error, metadata.MD) {
+func (s *server) wire(err error, fromPolicy bool) (metadata.MD, error) {
 	if err == nil {
 		return nil, nil
 	}
 	if !isClass(err) {
 		if hasStatus(err) || !fromPolicy {
-			return err, nil
+			return nil, err
 		}
 		if isContextErr(err) {
-			return status.FromContextError(err).Err(), nil
+			return nil, status.FromContextError(err).Err()
 		}
 	}
 	st, hint := statusOf(err, internalCode)
 	if hint > 0 {
-		return st.Err(), pushbackMD(hint)
+		return pushbackMD(hint), st.Err()
 	}
-	return st.Err(), nil
+	return nil, st.Err()
 }
 
 // UnaryServerInterceptor returns an interceptor that runs each unary
@@ -153,7 +153,7 @@ func UnaryServerInterceptor(p bulwark.Policy, opts ...Option) grpc.UnaryServerIn
 			return nil
 		})
 		ok = true
-		out, trailer := s.answer(ctx, prio, ran, err, herr)
+		trailer, out := s.answer(ctx, prio, ran, err, herr)
 		if trailer != nil {
 			_ = grpc.SetTrailer(ctx, trailer)
 		}
@@ -193,7 +193,7 @@ func StreamServerInterceptor(p bulwark.Policy, opts ...Option) grpc.StreamServer
 			return nil
 		})
 		ok = true
-		out, trailer := s.answer(ctx, prio, ran, err, herr)
+		trailer, out := s.answer(ctx, prio, ran, err, herr)
 		if trailer != nil {
 			ss.SetTrailer(trailer)
 		}

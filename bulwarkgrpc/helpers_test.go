@@ -1,0 +1,243 @@
+package bulwarkgrpc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// service is the test service: each method runs its hook when set, else a
+// plain echo.
+type service struct {
+	testpb.UnimplementedTestServiceServer
+	unary  func(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error)
+	output func(in *testpb.StreamingOutputCallRequest, s grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error
+	bidi   func(s grpc.BidiStreamingServer[testpb.StreamingOutputCallRequest, testpb.StreamingOutputCallResponse]) error
+}
+
+func (s *service) EmptyCall(context.Context, *testpb.Empty) (*testpb.Empty, error) {
+	return &testpb.Empty{}, nil
+}
+
+func (s *service) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	if s.unary != nil {
+		return s.unary(ctx, in)
+	}
+	return &testpb.SimpleResponse{Payload: in.GetPayload()}, nil
+}
+
+// StreamingOutputCall sends one response per ResponseParameters entry, each
+// with a payload of that size.
+func (s *service) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, st grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
+	if s.output != nil {
+		return s.output(in, st)
+	}
+	for _, p := range in.GetResponseParameters() {
+		if err := st.Send(&testpb.StreamingOutputCallResponse{Payload: payload(int(p.GetSize()))}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StreamingInputCall sums the sizes of the payloads it receives.
+func (s *service) StreamingInputCall(st grpc.ClientStreamingServer[testpb.StreamingInputCallRequest, testpb.StreamingInputCallResponse]) error {
+	var sum int32
+	for {
+		in, err := st.Recv()
+		if err == io.EOF {
+			return st.SendAndClose(&testpb.StreamingInputCallResponse{AggregatedPayloadSize: sum})
+		}
+		if err != nil {
+			return err
+		}
+		sum += int32(len(in.GetPayload().GetBody()))
+	}
+}
+
+// FullDuplexCall answers each request with one response per
+// ResponseParameters entry.
+func (s *service) FullDuplexCall(st grpc.BidiStreamingServer[testpb.StreamingOutputCallRequest, testpb.StreamingOutputCallResponse]) error {
+	if s.bidi != nil {
+		return s.bidi(st)
+	}
+	for {
+		in, err := st.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range in.GetResponseParameters() {
+			if err := st.Send(&testpb.StreamingOutputCallResponse{Payload: payload(int(p.GetSize()))}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func payload(n int) *testpb.Payload { return &testpb.Payload{Body: make([]byte, n)} }
+
+// harness is a real gRPC server on 127.0.0.1:0 and a client connected to it.
+type harness struct {
+	srv    *grpc.Server
+	conn   *grpc.ClientConn
+	client testpb.TestServiceClient
+}
+
+func start(t testing.TB, svc *service, sopts []grpc.ServerOption, copts ...grpc.DialOption) *harness {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(sopts...)
+	testpb.RegisterTestServiceServer(srv, svc)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	copts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, copts...)
+	conn, err := grpc.NewClient(lis.Addr().String(), copts...)
+	if err != nil {
+		srv.Stop()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		srv.Stop()
+		<-served
+	})
+	return &harness{srv: srv, conn: conn, client: testpb.NewTestServiceClient(conn)}
+}
+
+// recorder is a pass-through policy that records what fn returned.
+type recorder struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (r *recorder) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := fn(ctx)
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *recorder) last() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) == 0 {
+		return errors.New("recorder: fn never ran")
+	}
+	return r.errs[len(r.errs)-1]
+}
+
+// refuser refuses every call with err.
+func refuser(err error) bulwark.Policy {
+	return bulwark.PolicyFunc(func(ctx context.Context, _ func(context.Context) error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return err
+	})
+}
+
+// hinted is a refusal with a retry hint, as policies make them.
+type hinted struct {
+	class error
+	after int64 // milliseconds
+}
+
+func (e *hinted) Error() string             { return fmt.Sprintf("test: refused (%v)", e.class) }
+func (e *hinted) Unwrap() error             { return e.class }
+func (e *hinted) RetryAfter() time.Duration { return time.Duration(e.after) * time.Millisecond }
+
+// gate is a bulkhead of limit slots: an Admitter that records how each
+// admission ended.
+type gate struct {
+	mu       sync.Mutex
+	limit    int
+	inUse    int
+	released []error
+	notify   chan error // when set, receives every release
+}
+
+var errGateFull = fmt.Errorf("gate: full: %w", bulwark.ErrUnavailable)
+
+func (g *gate) Admit(ctx context.Context) (func(error), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inUse >= g.limit {
+		return nil, errGateFull
+	}
+	g.inUse++
+	var once sync.Once
+	return func(err error) {
+		once.Do(func() {
+			g.mu.Lock()
+			g.inUse--
+			g.released = append(g.released, err)
+			g.mu.Unlock()
+			if g.notify != nil {
+				g.notify <- err
+			}
+		})
+	}, nil
+}
+
+func (g *gate) Do(ctx context.Context, fn func(context.Context) error) (err error) {
+	done, err := g.Admit(ctx)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			done(errors.New("gate: fn panicked"))
+		}
+	}()
+	err = fn(ctx)
+	ok = true
+	done(err)
+	return err
+}
+
+func (g *gate) state() (inUse int, released []error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inUse, append([]error(nil), g.released...)
+}
+
+// incoming returns the values of key in the incoming metadata of ctx.
+func incoming(ctx context.Context, key string) []string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return md.Get(key)
+}
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
