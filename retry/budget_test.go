@@ -148,3 +148,40 @@ func TestBudgetConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// FuzzBudget checks the budget's bound for any pattern of successes,
+// failures and pauses: over a run of T, retries ≤ ratio × first attempts
+// counted twice (a window overlaps two aligned windows) + the minimum
+// allowance of every aligned window the run touches.
+func FuzzBudget(f *testing.F) {
+	f.Add([]byte{0, 1, 1, 1, 255, 1, 1, 3, 3, 3})
+	f.Add([]byte{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, steps []byte) {
+		synctest.Test(t, func(t *testing.T) {
+			const ratio, minRate, window = 0.1, 1.0, 10 * time.Second
+			b := retry.NewBudget(retry.WithRatio(ratio), retry.WithMinRetriesPerSecond(minRate), retry.WithWindow(window))
+			r := retry.New(retry.WithBudget(b), retry.WithMaxAttempts(4), retry.WithInitialDelay(time.Millisecond),
+				retry.WithRandomization(0))
+			start := time.Now()
+			firsts, attempts := 0, 0
+			for _, s := range steps {
+				firsts++
+				fails := s&1 == 1
+				_ = r.Do(context.Background(), func(context.Context) error {
+					attempts++
+					if fails {
+						return errRemote
+					}
+					return nil
+				})
+				time.Sleep(time.Duration(s>>1) * 50 * time.Millisecond) // up to 6.35 s
+			}
+			windows := float64(time.Since(start)/window) + 2
+			retries := attempts - firsts
+			if limit := 2*ratio*float64(firsts) + minRate*window.Seconds()*windows; float64(retries) > limit {
+				t.Errorf("%d retries for %d first attempts over %v, want <= %v", retries, firsts, time.Since(start), limit)
+			}
+		})
+	})
+}
