@@ -75,6 +75,8 @@ type core struct {
 	epoch time.Time // monotonic base of since
 	msgs  [3]string
 	group bool
+
+	rescan atomic.Bool // Group: a breaker closed or (re)opened since the last eviction scan
 }
 
 func newCore(name string, o options, group bool) *core {
@@ -208,6 +210,9 @@ func (b *Breaker) transitionLocked(from, to State) {
 	if b.c.group {
 		t.members[from].Add(-1)
 		t.members[to].Add(1)
+		if to == StateClosed || to == StateOpen {
+			b.c.rescan.Store(true)
+		}
 	}
 	if b.c.o.onStateChange != nil {
 		b.queue = append(b.queue, transition{from, to})

@@ -159,20 +159,22 @@ func (g *Group) addLocked(key string, force bool) *Breaker {
 		return b
 	}
 	key = strings.Clone(key) // do not pin the caller's buffer
-	if len(g.ring) < g.c.o.maxKeys {
-		b := newBreaker(g.c, key)
-		g.ring = append(g.ring, b)
-		g.members[key] = b
-		return b
-	}
-	if i, ok := g.victimLocked(); ok {
+	// Make room; more than one breaker goes when forced ones made the
+	// group grow past the limit and have been reset since.
+	for len(g.ring) >= g.c.o.maxKeys {
+		i, ok := g.victimLocked()
+		if !ok {
+			break
+		}
 		delete(g.members, g.ring[i].name)
-		b := newBreaker(g.c, key)
-		g.ring[i] = b
-		g.members[key] = b
-		return b
+		last := len(g.ring) - 1
+		g.ring[i], g.ring[last] = g.ring[last], nil
+		g.ring = g.ring[:last]
+		if g.hand >= last {
+			g.hand = 0
+		}
 	}
-	if force {
+	if len(g.ring) < g.c.o.maxKeys || force {
 		b := newBreaker(g.c, key)
 		g.ring = append(g.ring, b)
 		g.members[key] = b
@@ -185,12 +187,15 @@ func (g *Group) addLocked(key string, force bool) *Breaker {
 }
 
 // victimLocked runs the eviction clock (second chance) for at most two
-// turns and evicts the breaker it stops at.
+// turns and evicts the breaker it stops at. After a turn that found
+// nothing, it does not look again before a breaker closes or opens or the first
+// break ends.
 func (g *Group) victimLocked() (int, bool) {
 	now := g.c.since()
-	if now < g.fullUntil {
+	if now < g.fullUntil && !g.c.rescan.Load() {
 		return 0, false
 	}
+	g.c.rescan.Store(false)
 	n := len(g.ring)
 	soonest := time.Duration(math.MaxInt64)
 	for range 2 * n {
@@ -210,9 +215,9 @@ func (g *Group) victimLocked() (int, bool) {
 			return i, true
 		}
 	}
-	// Everything is kept. Look again when the first break ends, or in a
-	// second at most (half-open breakers close whenever their probes do).
-	g.fullUntil = min(soonest, now+time.Second)
+	// Everything is kept. Look again when a breaker closes or opens, or the first
+	// break ends.
+	g.fullUntil = soonest
 	return 0, false
 }
 

@@ -196,6 +196,15 @@ func TestGroupForceOpenPastTheLimit(t *testing.T) {
 	if err := g.Do(keyed("b"), succeed); err != nil {
 		t.Errorf("after Reset: Do() = %v, want nil", err)
 	}
+	// Reset, b may go: the next new key brings the group back to the
+	// limit (a is open and kept, so c gets the overflow breaker).
+	_ = g.Do(keyed("c"), succeed)
+	if n := g.Len(); n != 1 {
+		t.Errorf("Len() = %d, want 1", n)
+	}
+	if got := g.State("a"); got != StateOpen {
+		t.Errorf("State(a) = %v, want %v", got, StateOpen)
+	}
 }
 
 func TestGroupOnStateChangeGetsKeys(t *testing.T) {
