@@ -3,12 +3,14 @@ package bulkhead_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
 )
 
@@ -213,18 +215,20 @@ func BenchmarkRefused(b *testing.B) {
 			}
 		})
 	}
-	// A full queue refusing an arrival of the lowest tier takes the mutex.
-	b.Run("bulkhead/queue-full", func(b *testing.B) {
+	// With a caller queued: Do refuses on the lock-free path, Acquire of the
+	// lowest tier finds the queue full under the mutex.
+	queued := func(b *testing.B, refuse func(bh *bulkhead.Bulkhead) error) {
 		bh := bulkhead.New("bench", 1, bulkhead.WithMaxQueue(1))
 		p, _ := bh.TryAcquire()
 		waiter := make(chan error)
 		wctx, cancel := context.WithCancel(ctx)
 		go func() { _, err := bh.Acquire(wctx); waiter <- err }()
 		for bh.Queued() != 1 {
+			runtime.Gosched()
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := bh.Do(ctx, nop); err == nil {
+			if err := refuse(bh); err == nil {
 				b.Fatal("admitted")
 			}
 		}
@@ -232,5 +236,12 @@ func BenchmarkRefused(b *testing.B) {
 		cancel()
 		<-waiter
 		p.Release()
+	}
+	b.Run("bulkhead/queued/Do", func(b *testing.B) {
+		queued(b, func(bh *bulkhead.Bulkhead) error { return bh.Do(ctx, nop) })
+	})
+	b.Run("bulkhead/queue-full/Acquire", func(b *testing.B) {
+		sctx := bulwark.WithPriority(ctx, bulwark.Sheddable)
+		queued(b, func(bh *bulkhead.Bulkhead) error { _, err := bh.Acquire(sctx); return err })
 	})
 }

@@ -5,9 +5,11 @@
 // # Model
 //
 // A Bulkhead has limit slots. A call takes a slot, runs, and gives it back.
-// When every slot is taken, a newcomer is refused at once with [ErrFull] —
-// unless a queue is configured ([WithMaxQueue]), in which case it waits for
-// a slot:
+// [Bulkhead.Do], [Bulkhead.Admit] and [Bulkhead.TryAcquire] never wait:
+// when no slot is free, or callers are queued ahead of them, they are
+// refused at once with [ErrFull]. [Bulkhead.Acquire] is the one entry that
+// blocks: when a queue is configured ([WithMaxQueue]) it waits for a slot
+// (without a queue, the default, it too is refused at once):
 //
 //   - The queue is ordered by priority tier ([bulwark.PriorityFrom]): a
 //     freed slot goes to the longest-waiting caller of the highest tier
@@ -20,13 +22,10 @@
 //     ([WithMaxWait]), and at once, with an error for which
 //     errors.Is(err, ctx.Err()) holds, when its context ends.
 //
-// Do, Acquire and Admit admit under these rules and wait in the queue when
-// one is configured; without a queue (the default) they never block. (This
-// is the one place a bulwark Do may block: configuring a queue asks for
-// it.)
-// TryAcquire never waits and never jumps ahead of queued callers. A permit
-// is released exactly once: [Permit.Release] is idempotent, and a release
-// of a permit whose slot has since gone to another caller does nothing.
+// A freed slot goes to the queue before anyone else, so Do, Admit and
+// TryAcquire never jump ahead of a queued caller. A permit is released
+// exactly once: [Permit.Release] is idempotent, and a release of a permit
+// whose slot has since gone to another caller does nothing.
 //
 // Every refusal wraps [ErrFull], which wraps [bulwark.ErrUnavailable], and
 // carries a retry hint ([bulwark.RetryAfter]) derived from the hold times
@@ -38,8 +37,9 @@
 // Taking and giving back a slot while no one waits is a few atomic
 // operations on a lock-free stack of free slots, allocates nothing and
 // costs about as much as a buffered-channel semaphore; so does a refusal.
-// The queue takes a mutex and allocates one waiter per wait. Hold times are
-// sampled (about one call in 32) to keep clock reads off most calls.
+// A wait in the queue (Acquire only) takes a mutex and allocates one
+// waiter. Hold times are sampled (about one call in 32) to keep clock reads
+// off most calls.
 //
 // # Metrics
 //
@@ -54,11 +54,12 @@
 //     number of slots.
 //   - bulwark.bulkhead.refused (observable counter, {call}, bulwark.reason =
 //     full|timeout|evicted, bulwark.priority): refusals; timeout is
-//     [ErrMaxWait]. TryAcquire counts under the default tier, critical.
+//     [ErrMaxWait]. Do, Admit and Acquire count at the tier of their
+//     context; TryAcquire under the default tier, critical.
 //   - bulwark.bulkhead.wait.duration (histogram, s, bulwark.priority,
 //     bulwark.outcome = success|refused|ignored): time spent in the queue,
-//     recorded only for callers who waited; ignored is a caller whose
-//     context ended while queued.
+//     recorded only for callers of Acquire who waited; ignored is a caller
+//     whose context ended while queued.
 package bulkhead
 
 import (
@@ -92,8 +93,8 @@ const (
 // whose stack tag has these bits clear (about one in 32 in a tight loop).
 const sampleMask = 63
 
-// Bulkhead is a compartment of limit slots with an optional priority queue;
-// see the package documentation for the model. It implements
+// Bulkhead is a compartment of limit slots with an optional priority queue
+// for [Bulkhead.Acquire]; see the package documentation for the model. It implements
 // [bulwark.Policy] and [bulwark.Admitter].
 //
 // Use [New]; the zero value is not usable. A Bulkhead is safe for
@@ -216,12 +217,14 @@ func (b *Bulkhead) TryAcquire() (p Permit, ok bool) {
 	return Permit{}, false
 }
 
-// Acquire takes a slot for work that outlives a function call, under the
-// same rules as Do: it waits in the queue (at the tier of
-// [bulwark.PriorityFrom](ctx)) when a queue is configured, and is refused
-// at once with [ErrFull] when the compartment is full and there is none.
-// An ended context returns ctx.Err(). Release the permit when the work is
-// done.
+// Acquire takes a slot for work that outlives a function call; it is the
+// one entry of a Bulkhead that waits. When every slot is taken and a queue
+// is configured ([WithMaxQueue]), it waits in the queue at the tier of
+// [bulwark.PriorityFrom](ctx) until it is granted a slot, evicted
+// ([ErrEvicted]), out of time ([ErrMaxWait], see [WithMaxWait]), or its
+// context ends (an error for which errors.Is(err, ctx.Err()) holds).
+// Without a queue it is refused at once with [ErrFull]. An ended context
+// returns ctx.Err(). Release the permit when the work is done.
 func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 	if err := ctx.Err(); err != nil {
 		return Permit{}, err
@@ -232,38 +235,55 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 	return b.acquireSlow(ctx)
 }
 
-// Do runs fn in a slot: at once when one is free and no one is queued, after
-// waiting in the queue when one is configured (see [Acquire]), or not at
-// all: then Do returns a refusal wrapping [ErrFull], or ctx.Err() when the
-// context ended first. The slot is released when fn returns, panics or
-// calls runtime.Goexit; the panic passes through.
+// Do runs fn in a slot if one is free and no caller is queued; it never
+// waits, even when a queue is configured (the queue is for [Acquire]), and,
+// like TryAcquire, never jumps ahead of a queued caller. Otherwise fn does
+// not run and Do returns a refusal wrapping [ErrFull] (counted as reason
+// full at the tier of [bulwark.PriorityFrom](ctx)), or ctx.Err() when the
+// context has already ended. The slot is released when fn returns, panics
+// or calls runtime.Goexit; the panic passes through.
 func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var p Permit
-	if idx, tag, ok := b.pop(); ok {
-		p = b.take(idx, tag)
-	} else {
-		var err error
-		if p, err = b.acquireSlow(ctx); err != nil {
-			return err
-		}
+	idx, tag, ok := b.pop()
+	if !ok {
+		return b.refuseFull(ctx)
 	}
+	p := b.take(idx, tag)
 	defer p.Release()
 	return fn(ctx)
 }
 
-// Admit is two-step admission ([bulwark.Admitter]) under the rules of
-// [Acquire] — so, like Do, it waits in the queue when one is configured.
-// done releases the slot; calling it again does nothing. The done func is
-// the one allocation of an admission.
+// Admit is two-step admission ([bulwark.Admitter]) under the rules of Do:
+// it takes a free slot or refuses at once with [ErrFull], and never waits
+// in the queue. done releases the slot; calling it again does nothing. The
+// done func is the one allocation of an admission.
 func (b *Bulkhead) Admit(ctx context.Context) (done func(error), err error) {
-	p, err := b.Acquire(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	idx, tag, ok := b.pop()
+	if !ok {
+		return nil, b.refuseFull(ctx)
+	}
+	p := b.take(idx, tag)
 	return func(error) { p.Release() }, nil
+}
+
+// refuseFull counts a refusal of a full compartment at the tier of ctx and
+// returns the preallocated ErrFull refusal.
+func (b *Bulkhead) refuseFull(ctx context.Context) error {
+	b.m.refuse(reasonFull, tierOf(ctx))
+	return b.errFull
+}
+
+// tierOf is the priority of ctx, critical when it carries none valid.
+func tierOf(ctx context.Context) bulwark.Priority {
+	if p := bulwark.PriorityFrom(ctx); p.Valid() {
+		return p
+	}
+	return bulwark.Critical
 }
 
 // pop takes a free slot off the stack. It fails when none is free, which

@@ -3,6 +3,7 @@ package bulkhead_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -122,20 +123,38 @@ func TestDoWithoutQueueRefusesAtOnce(t *testing.T) {
 	})
 }
 
+// acquireDo runs fn in a slot taken with Acquire, the entry that waits in
+// the queue.
+func acquireDo(b *bulkhead.Bulkhead, ctx context.Context, fn func(context.Context) error) error {
+	p, err := b.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return fn(ctx)
+}
+
 // TestMaxConcurrency: under 200 goroutines the bulkhead reaches its limit
-// and never exceeds it.
+// and never exceeds it, whether callers wait in the queue (Acquire) or are
+// refused and come back (Do, with and without a queue configured).
 func TestMaxConcurrency(t *testing.T) {
 	const limit, callers = 8, 200
 	tests := []struct {
 		name  string
 		queue int
+		wait  bool // Acquire, which waits in the queue; otherwise Do
 	}{
-		{"queue holds everyone", callers},
-		{"no queue", 0},
+		{"Acquire, queue holds everyone", callers, true},
+		{"Do, no queue", 0, false},
+		{"Do, queue configured", callers, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newQuiet(limit, bulkhead.WithMaxQueue(tt.queue))
+			run := b.Do
+			if tt.wait {
+				run = func(ctx context.Context, fn func(context.Context) error) error { return acquireDo(b, ctx, fn) }
+			}
 			var cur, maxSeen, ok, refused atomic.Int64
 			reached := make(chan struct{})
 			var once sync.Once
@@ -145,7 +164,7 @@ func TestMaxConcurrency(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for {
-						err := b.Do(context.Background(), func(context.Context) error {
+						err := run(context.Background(), func(context.Context) error {
 							n := cur.Add(1)
 							defer cur.Add(-1)
 							for m := maxSeen.Load(); n > m && !maxSeen.CompareAndSwap(m, n); m = maxSeen.Load() {
@@ -165,11 +184,11 @@ func TestMaxConcurrency(t *testing.T) {
 						case err == nil:
 							ok.Add(1)
 							return
-						case errors.Is(err, bulkhead.ErrFull) && tt.queue == 0:
+						case errors.Is(err, bulkhead.ErrFull) && !tt.wait:
 							refused.Add(1)
 							runtime.Gosched() // retry until admitted: bounded by reached
 						default:
-							t.Errorf("Do() = %v", err)
+							t.Errorf("call = %v", err)
 							return
 						}
 					}
@@ -182,7 +201,7 @@ func TestMaxConcurrency(t *testing.T) {
 			if got := ok.Load(); got != callers {
 				t.Errorf("%d calls admitted, want %d", got, callers)
 			}
-			if tt.queue > 0 && refused.Load() != 0 {
+			if tt.wait && refused.Load() != 0 {
 				t.Errorf("%d refusals with a queue holding everyone, want 0", refused.Load())
 			}
 			if got := b.InFlight(); got != 0 {
@@ -302,15 +321,58 @@ func TestAdmit(t *testing.T) {
 	p.Release()
 }
 
+// TestEndedContext: an ended context is answered with ctx.Err() and no
+// slot, by every entry, on a free and on a full bulkhead with a queue.
 func TestEndedContext(t *testing.T) {
-	b := newQuiet(1, bulkhead.WithMaxQueue(1))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := b.Acquire(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("Acquire() = %v, want context.Canceled", err)
+	entries := []struct {
+		name string
+		give func(b *bulkhead.Bulkhead, ctx context.Context) (called bool, err error)
+	}{
+		{"Do", func(b *bulkhead.Bulkhead, ctx context.Context) (bool, error) {
+			called := false
+			err := b.Do(ctx, func(context.Context) error { called = true; return nil })
+			return called, err
+		}},
+		{"Admit", func(b *bulkhead.Bulkhead, ctx context.Context) (bool, error) {
+			done, err := b.Admit(ctx)
+			if done != nil {
+				done(nil)
+			}
+			return done != nil, err
+		}},
+		{"Acquire", func(b *bulkhead.Bulkhead, ctx context.Context) (bool, error) {
+			p, err := b.Acquire(ctx)
+			p.Release()
+			return p != (bulkhead.Permit{}), err
+		}},
 	}
-	if got := b.InFlight(); got != 0 {
-		t.Errorf("InFlight() = %d after a refused Acquire, want 0", got)
+	for _, full := range []bool{false, true} {
+		for _, e := range entries {
+			t.Run(fmt.Sprintf("%s/full=%v", e.name, full), func(t *testing.T) {
+				b := newQuiet(1, bulkhead.WithMaxQueue(1))
+				want := 0
+				if full {
+					p, _ := b.TryAcquire()
+					defer p.Release()
+					want = 1
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				called, err := e.give(b, ctx)
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("%s() = %v, want context.Canceled", e.name, err)
+				}
+				if called {
+					t.Errorf("%s() admitted a call with an ended context", e.name)
+				}
+				if got := b.InFlight(); got != want {
+					t.Errorf("InFlight() = %d, want %d", got, want)
+				}
+				if got := b.Queued(); got != 0 {
+					t.Errorf("Queued() = %d, want 0", got)
+				}
+			})
+		}
 	}
 }
 
@@ -371,17 +433,29 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRefusalAllocatesNothing: the refusals of Do and Admit allocate
+// nothing, with or without a queue configured (they never queue).
 func TestRefusalAllocatesNothing(t *testing.T) {
-	b := newQuiet(1)
-	p, _ := b.TryAcquire()
-	defer p.Release()
-	ctx := context.Background()
-	fn := func(context.Context) error { return nil }
-	if n := testing.AllocsPerRun(100, func() { _ = b.Do(ctx, fn) }); n != 0 {
-		t.Errorf("refused Do allocates %v times, want 0", n)
-	}
-	if n := testing.AllocsPerRun(100, func() { _, _ = bulwark.RetryAfter(b.Do(ctx, fn)) }); n != 0 {
-		t.Errorf("RetryAfter of a refusal allocates %v times, want 0", n)
+	for _, queue := range []int{0, 4} {
+		t.Run(fmt.Sprintf("queue=%d", queue), func(t *testing.T) {
+			b := newQuiet(1, bulkhead.WithMaxQueue(queue))
+			p, _ := b.TryAcquire()
+			defer p.Release()
+			ctx := prioCtx(sp)
+			fn := func(context.Context) error { return nil }
+			if n := testing.AllocsPerRun(100, func() { _ = b.Do(ctx, fn) }); n != 0 {
+				t.Errorf("refused Do allocates %v times, want 0", n)
+			}
+			if n := testing.AllocsPerRun(100, func() { _, _ = b.Admit(ctx) }); n != 0 {
+				t.Errorf("refused Admit allocates %v times, want 0", n)
+			}
+			if n := testing.AllocsPerRun(100, func() { _, _ = bulwark.RetryAfter(b.Do(ctx, fn)) }); n != 0 {
+				t.Errorf("RetryAfter of a refusal allocates %v times, want 0", n)
+			}
+			if got := b.Queued(); got != 0 {
+				t.Errorf("Queued() = %d after refusals, want 0", got)
+			}
+		})
 	}
 }
 

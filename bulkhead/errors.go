@@ -14,8 +14,10 @@ import (
 // hint (see [bulwark.RetryAfter]) once the bulkhead has observed how long
 // slots are held.
 var (
-	// ErrFull is the refusal of a call that found every slot taken and no
-	// room in the queue (or no queue).
+	// ErrFull is the refusal of a call that found every slot taken (or
+	// callers queued ahead of it): always for Do, Admit and TryAcquire,
+	// which never wait, and for Acquire when there is no room in the queue
+	// (or no queue).
 	ErrFull = fmt.Errorf("bulkhead: full: %w", bulwark.ErrUnavailable)
 
 	// ErrEvicted is the refusal of a queued caller whose place went to a

@@ -13,7 +13,7 @@ import (
 )
 
 // A bulkhead caps the calls to one dependency; when the compartment is
-// full, Do refuses at once.
+// full, Do refuses at once (it never waits, even with a queue configured).
 func Example() {
 	payments := bulkhead.New("payments", 10)
 	err := payments.Do(context.Background(), func(ctx context.Context) error {
@@ -26,20 +26,27 @@ func Example() {
 	// <nil>
 }
 
-// With a queue, callers wait for a slot, the most important tier first.
+// With a queue, Acquire waits for a slot, the most important tier first;
+// Do still never waits: it refuses at once when no slot is free.
 func ExampleWithMaxQueue() {
 	b := bulkhead.New("reports", 1, bulkhead.WithMaxQueue(10), bulkhead.WithMaxWait(time.Minute))
 	hold, _ := b.TryAcquire()
+
+	err := b.Do(context.Background(), func(context.Context) error { return nil })
+	fmt.Println("Do refused at once:", errors.Is(err, bulkhead.ErrFull))
 
 	var wg sync.WaitGroup
 	for i, p := range []bulwark.Priority{bulwark.Sheddable, bulwark.CriticalPlus, bulwark.Critical} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = b.Do(bulwark.WithPriority(context.Background(), p), func(context.Context) error {
-				fmt.Println("ran", p)
-				return nil
-			})
+			permit, err := b.Acquire(bulwark.WithPriority(context.Background(), p))
+			if err != nil {
+				fmt.Println(p, err)
+				return
+			}
+			defer permit.Release()
+			fmt.Println("acquired", p)
 		}()
 		for b.Queued() != i+1 { // wait until it is queued, to fix the arrival order
 			runtime.Gosched()
@@ -48,9 +55,10 @@ func ExampleWithMaxQueue() {
 	hold.Release()
 	wg.Wait()
 	// Output:
-	// ran critical-plus
-	// ran critical
-	// ran sheddable
+	// Do refused at once: true
+	// acquired critical-plus
+	// acquired critical
+	// acquired sheddable
 }
 
 // Permits are for work that outlives a function call. Releasing twice is

@@ -40,6 +40,13 @@ func TestMetrics(t *testing.T) {
 		if _, ok := b.TryAcquire(); ok {
 			t.Fatal("TryAcquire() succeeded on a full bulkhead")
 		}
+		// Do and Admit never wait: refused at once, counted at their tier.
+		if err := b.Do(prioCtx(sp), func(context.Context) error { return nil }); !errors.Is(err, bulkhead.ErrFull) {
+			t.Fatalf("Do() = %v, want ErrFull", err)
+		}
+		if _, err := b.Admit(prioCtx(cp)); !errors.Is(err, bulkhead.ErrFull) {
+			t.Fatalf("Admit() = %v, want ErrFull", err)
+		}
 		time.Sleep(time.Second)
 		hold.Release() // to caller 2, after 1 s
 		if r := <-out; r.id != 2 || r.err != nil {
@@ -57,8 +64,11 @@ func TestMetrics(t *testing.T) {
 			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(cr)}, 1},
 			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(sh)}, 0},
 			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(cp)}, 0},
+			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(sp)}, 0},
 			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(sh), attribute.String("bulwark.reason", "evicted")}, 1},
 			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(cr), attribute.String("bulwark.reason", "full")}, 1},
+			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(sp), attribute.String("bulwark.reason", "full")}, 1},
+			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(cp), attribute.String("bulwark.reason", "full")}, 1},
 			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(cr), attribute.String("bulwark.reason", "timeout")}, 0},
 		}
 		for _, g := range gauges {
@@ -104,6 +114,12 @@ func TestMetrics(t *testing.T) {
 			dp, ok := histPoint(t, got["bulwark.bulkhead.wait.duration"], attrName, attrPrio(w.prio), attribute.String("bulwark.outcome", w.outcome))
 			if !ok || dp.Count != 1 || math.Abs(dp.Sum-w.want) > 1e-9 {
 				t.Errorf("wait.duration{%s, %s} = count %d sum %v (found %v), want count 1 sum %v", w.outcome, w.prio, dp.Count, dp.Sum, ok, w.want)
+			}
+		}
+		// The refusals of Do and Admit recorded no wait.
+		for _, p := range []bulwark.Priority{sp, cp} {
+			if dp, _ := histPoint(t, got["bulwark.bulkhead.wait.duration"], attrName, attrPrio(p), attribute.String("bulwark.outcome", "refused")); dp.Count != 0 {
+				t.Errorf("wait.duration{refused, %s} count = %d, want 0 (Do and Admit do not wait)", p, dp.Count)
 			}
 		}
 		// The fast path records no wait.

@@ -21,10 +21,11 @@ type optionFunc func(*options)
 
 func (f optionFunc) apply(o *options) { f(o) }
 
-// WithMaxQueue lets up to n callers of Do, Acquire and Admit wait for a slot
-// when the compartment is full, in priority order (see [Bulkhead]). With
-// n = 0 a full compartment refuses at once with [ErrFull]. It panics if n is
-// negative or larger than 1<<30.
+// WithMaxQueue lets up to n callers of [Bulkhead.Acquire] wait for a slot
+// when the compartment is full, in priority order (see [Bulkhead]). It
+// governs Acquire only: Do, Admit and TryAcquire never wait, queue or not.
+// With n = 0 a full compartment refuses Acquire at once with [ErrFull]. It
+// panics if n is negative or larger than 1<<30.
 // Default: 0 (no queue).
 func WithMaxQueue(n int) Option {
 	if n < 0 || n > maxQueueLimit {
@@ -33,10 +34,11 @@ func WithMaxQueue(n int) Option {
 	return optionFunc(func(o *options) { o.maxQueue = n })
 }
 
-// WithMaxWait bounds how long a caller waits in the queue; a caller still
-// queued after d leaves with [ErrMaxWait]. Zero means no bound other than
-// the caller's context. It has no effect without [WithMaxQueue]. It panics
-// if d is negative.
+// WithMaxWait bounds how long a caller of [Bulkhead.Acquire] waits in the
+// queue; a caller still queued after d leaves with [ErrMaxWait]. Zero means
+// no bound other than the caller's context. It has no effect without
+// [WithMaxQueue], and none on Do, Admit or TryAcquire, which never wait.
+// It panics if d is negative.
 // Default: 0 (wait until the context ends).
 func WithMaxWait(d time.Duration) Option {
 	if d < 0 {

@@ -57,13 +57,10 @@ func (l *waitList) remove(w *waiter) {
 	l.n--
 }
 
-// acquireSlow admits a caller that found no free slot: it refuses, or
-// queues the caller and waits.
+// acquireSlow admits a caller of Acquire that found no free slot: it
+// refuses, or queues the caller and waits.
 func (b *Bulkhead) acquireSlow(ctx context.Context) (Permit, error) {
-	prio := bulwark.PriorityFrom(ctx)
-	if !prio.Valid() {
-		prio = bulwark.Critical
-	}
+	prio := tierOf(ctx)
 	if b.maxQueue == 0 {
 		b.m.refuse(reasonFull, prio)
 		return Permit{}, b.errFull

@@ -10,6 +10,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
 )
@@ -262,34 +265,32 @@ func TestMaxWait(t *testing.T) {
 				hold, _ := b.TryAcquire()
 				start := time.Now()
 				var at time.Duration
-				fnRan := false
+				var got bulkhead.Permit
 				errc := make(chan error, 1)
 				go func() {
-					err := b.Do(context.Background(), func(context.Context) error {
-						fnRan = true
-						return nil
-					})
+					p, err := b.Acquire(context.Background())
 					at = time.Since(start)
+					got = p
 					errc <- err
 				}()
 				time.Sleep(tt.releaseAt)
 				hold.Release()
 				err := <-errc
 				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-					t.Errorf("Do() = %v, want %v", err, tt.wantErr)
+					t.Errorf("Acquire() = %v, want %v", err, tt.wantErr)
 				}
 				if tt.wantErr != nil {
 					if !errors.Is(err, bulkhead.ErrFull) || !errors.Is(err, bulwark.ErrUnavailable) || errors.Is(err, bulwark.ErrTimeout) {
-						t.Errorf("Do() = %v, want ErrFull and ErrUnavailable and not bulwark.ErrTimeout", err)
+						t.Errorf("Acquire() = %v, want ErrFull and ErrUnavailable and not bulwark.ErrTimeout", err)
 					}
-					if fnRan {
-						t.Error("fn ran after max wait")
+					if got != (bulkhead.Permit{}) {
+						t.Error("Acquire() returned a permit with its refusal")
 					}
 				}
+				got.Release()
 				if at != tt.wantAt {
 					t.Errorf("answered after %v, want %v", at, tt.wantAt)
 				}
-				synctest.Wait() // the last caller releases after reporting
 				if b.Queued() != 0 || b.InFlight() != 0 {
 					t.Errorf("Queued() = %d, InFlight() = %d, want 0, 0", b.Queued(), b.InFlight())
 				}
@@ -378,5 +379,107 @@ func TestStress(t *testing.T) {
 	}
 	for _, p := range held {
 		p.Release()
+	}
+}
+
+// TestDoAndAdmitNeverWait: with a queue configured and no slot to take, Do
+// and Admit refuse at once with ErrFull (no time passes, the queue does not
+// grow, the refusal counts at the context's tier), whatever their tier,
+// while Acquire waits for the slot.
+func TestDoAndAdmitNeverWait(t *testing.T) {
+	tests := []struct {
+		name   string
+		give   func(b *bulkhead.Bulkhead, out chan result, release <-chan struct{}) (free func())
+		queued int // callers queued before Do and Admit arrive
+	}{
+		{"compartment full", func(b *bulkhead.Bulkhead, _ chan result, _ <-chan struct{}) func() {
+			hold, _ := b.TryAcquire()
+			return hold.Release
+		}, 0},
+		{"callers queued", func(b *bulkhead.Bulkhead, out chan result, _ <-chan struct{}) func() {
+			hold, _ := b.TryAcquire()
+			queueCaller(prioCtx(sh), b, 1, out, nil)
+			synctest.Wait()
+			return hold.Release
+		}, 1},
+		{"freed slot granted to a queued caller", func(b *bulkhead.Bulkhead, out chan result, release <-chan struct{}) func() {
+			hold, _ := b.TryAcquire()
+			queueCaller(prioCtx(sh), b, 1, out, release)
+			synctest.Wait()
+			hold.Release() // to caller 1, which holds it until release
+			if r := <-out; r.id != 1 || r.err != nil {
+				t.Fatalf("caller %d: %v, want caller 1 admitted", r.id, r.err)
+			}
+			return func() {}
+		}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				reader := sdkmetric.NewManualReader()
+				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+				defer func() { _ = mp.Shutdown(context.Background()) }()
+				b := bulkhead.New("api", 1, bulkhead.WithMaxQueue(4), bulkhead.WithMaxWait(time.Minute), bulkhead.WithMeterProvider(mp))
+				out := make(chan result, 4)
+				release := make(chan struct{})
+				free := tt.give(b, out, release)
+
+				start := time.Now()
+				ctx := prioCtx(cp) // the highest tier: it would evict or jump ahead if anything did
+				called := false
+				err := b.Do(ctx, func(context.Context) error { called = true; return nil })
+				if !errors.Is(err, bulkhead.ErrFull) || !errors.Is(err, bulwark.ErrUnavailable) ||
+					errors.Is(err, bulkhead.ErrEvicted) || errors.Is(err, bulkhead.ErrMaxWait) {
+					t.Errorf("Do() = %v, want ErrFull (not evicted, not max wait)", err)
+				}
+				if called {
+					t.Error("Do() ran fn without a slot")
+				}
+				done, err := b.Admit(ctx)
+				if !errors.Is(err, bulkhead.ErrFull) || errors.Is(err, bulkhead.ErrMaxWait) || done != nil {
+					t.Errorf("Admit() = (done != nil: %v, %v), want (false, ErrFull)", done != nil, err)
+				}
+				synctest.Wait()
+				if d := time.Since(start); d != 0 {
+					t.Errorf("Do and Admit took %v, want 0", d)
+				}
+				if got := b.Queued(); got != tt.queued {
+					t.Errorf("Queued() = %d after Do and Admit, want %d (they do not queue)", got, tt.queued)
+				}
+				if v, _ := sumPoint(t, collect(t, reader)["bulwark.bulkhead.refused"], attrName, attrPrio(cp), attribute.String("bulwark.reason", "full")); v != 2 {
+					t.Errorf("refused{full, critical-plus} = %d, want 2", v)
+				}
+
+				// Acquire, at the same tier, waits for the slot.
+				acquired := make(chan time.Duration, 1)
+				go func() {
+					p, err := b.Acquire(ctx)
+					if err != nil {
+						t.Errorf("Acquire() = %v, want a slot", err)
+					}
+					acquired <- time.Since(start)
+					p.Release()
+				}()
+				synctest.Wait()
+				if got := b.Queued(); got != tt.queued+1 {
+					t.Errorf("Queued() = %d while Acquire waits, want %d", got, tt.queued+1)
+				}
+				time.Sleep(time.Second)
+				free()
+				close(release)
+				if at := <-acquired; at != time.Second {
+					t.Errorf("Acquire() admitted after %v, want 1s (when the slot was freed)", at)
+				}
+				for range tt.queued {
+					if r := <-out; r.err != nil {
+						t.Errorf("caller %d: %v, want admission", r.id, r.err)
+					}
+				}
+				synctest.Wait()
+				if b.Queued() != 0 || b.InFlight() != 0 {
+					t.Errorf("Queued() = %d, InFlight() = %d, want 0, 0", b.Queued(), b.InFlight())
+				}
+			})
+		})
 	}
 }
