@@ -58,7 +58,7 @@ type problem struct {
 // in which case Retry-After is at least the quota's reset; and an RFC 9457
 // application/problem+json body {type, title, status, detail}. The detail
 // is err's message for a class error and a fixed text otherwise, so an
-// unexpected error's text does not leak to clients.
+// unexpected error's text does not leak to clients. err must not be nil.
 func WriteError(w http.ResponseWriter, err error) {
 	status := StatusCode(err)
 	h := w.Header()

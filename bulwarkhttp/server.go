@@ -15,8 +15,10 @@ import (
 // ([WithObserver]).
 type Result struct {
 	// Status is the status sent: the handler's (200 when it wrote none),
-	// the refusal's, or 499 when the client went away and nothing was
-	// sent by the middleware (499 is for logs only, never on the wire).
+	// the refusal's ([StatusCode] of Err, also with a custom
+	// [WithRejectHandler]), or 499 when the client went away and nothing
+	// was sent by the middleware (499 is for logs only, never on the
+	// wire).
 	Status int
 	// Outcome is "success", "failure", "ignored" (the client went away)
 	// or "refused".

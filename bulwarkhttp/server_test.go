@@ -661,3 +661,40 @@ func TestMiddlewareNilArguments(t *testing.T) {
 		})
 	}
 }
+
+// hedger calls fn twice at once, as a hedging policy may.
+type hedger struct{}
+
+func (hedger) ConcurrentFn() bool { return true }
+
+func (hedger) Do(ctx context.Context, fn func(context.Context) error) error {
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- fn(ctx) }()
+	}
+	e1, e2 := <-errs, <-errs
+	if e1 == nil || e2 == nil {
+		return nil
+	}
+	return e1
+}
+
+func TestMiddlewareConcurrentPolicyServesOnce(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		_, _ = io.WriteString(w, "once")
+	}), hedger{})
+	srv, c := serve(t, h)
+	for range 5 {
+		if resp, b := get(t, c, srv.URL, nil); resp.StatusCode != 200 || string(b) != "once" {
+			t.Fatalf("got %d %q, want 200 \"once\"", resp.StatusCode, b)
+		}
+	}
+	if calls != 5 {
+		t.Errorf("handler ran %d times for 5 requests, want 5", calls)
+	}
+}

@@ -615,3 +615,26 @@ func TestGateKeepsContract(t *testing.T) {
 	// The test Admitter used above keeps the policy contract.
 	bulwarktest.TestPolicy(t, func() bulwark.Policy { return &gate{limit: 100} })
 }
+
+func TestTransportConcurrentAttempts(t *testing.T) {
+	s := &scripted{statuses: []int{200}}
+	srv, c := serve(t, s)
+	tracker := &closeTracker{base: c.Transport}
+	resp, err := (&http.Client{Transport: bulwarkhttp.Transport(hedger{}, tracker)}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := tracker.closed()
+	open := 0
+	for _, c := range closed {
+		if !c {
+			open++
+		}
+	}
+	if len(closed) != 2 || open != 1 {
+		t.Errorf("bodies closed = %v, want two attempts and only the returned body open", closed)
+	}
+	if got := readAll(t, resp); got != "1" && got != "2" {
+		t.Errorf("body = %q, want one attempt's", got)
+	}
+}
