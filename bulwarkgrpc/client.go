@@ -21,7 +21,8 @@ type client struct {
 	p          bulwark.Policy
 	o          options
 	calls      *calls
-	concurrent bool // p may run attempts concurrently (hedging)
+	concurrent bool      // p may run attempts concurrently (hedging)
+	pool       sync.Pool // of *unaryCall
 }
 
 func newClient(fn string, p bulwark.Policy, opts []Option) *client {
@@ -98,13 +99,15 @@ func (c *client) count(ctx context.Context, prio bulwark.Priority, ran bool, err
 func UnaryClientInterceptor(p bulwark.Policy, opts ...Option) grpc.UnaryClientInterceptor {
 	c := newClient("UnaryClientInterceptor", p, opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		u := &unaryCall{c: c, method: method, req: req, reply: reply, cc: cc, invoker: invoker, opts: opts}
-		err := c.p.Do(ctx, u.attempt)
+		u := c.getCall()
+		u.method, u.req, u.reply, u.cc, u.invoker, u.opts = method, req, reply, cc, invoker, opts
+		err := c.p.Do(ctx, u.fn)
 		u.mu.Lock()
 		u.closed = true
-		answer := u.answer
+		answer, ran := u.answer, u.ran
 		u.mu.Unlock()
-		c.count(ctx, bulwark.PriorityFrom(ctx), u.ran.Load(), err)
+		c.putCall(u)
+		c.count(ctx, bulwark.PriorityFrom(ctx), ran, err)
 		if err == nil {
 			return answer
 		}
@@ -112,7 +115,8 @@ func UnaryClientInterceptor(p bulwark.Policy, opts ...Option) grpc.UnaryClientIn
 	}
 }
 
-// unaryCall is one call through UnaryClientInterceptor.
+// unaryCall is one call through UnaryClientInterceptor, reused across calls
+// when the policy never calls fn concurrently or after Do returned.
 type unaryCall struct {
 	c       *client
 	method  string
@@ -121,26 +125,77 @@ type unaryCall struct {
 	cc      *grpc.ClientConn
 	invoker grpc.UnaryInvoker
 	opts    []grpc.CallOption
-	ran     atomic.Bool
+	fn      func(context.Context) error // u.attempt, bound once
+
+	// For sequential attempts only: the trailer, its call option and the
+	// options slice, reused.
+	trailer    metadata.MD
+	trailerOpt grpc.CallOption
+	optBuf     []grpc.CallOption
 
 	mu      sync.Mutex
+	ran     bool  // an attempt ran
 	settled bool  // an attempt returned nil to the policies
 	answer  error // its answer: nil or a code that is not a failure
 	closed  bool  // Do returned
 }
 
-func (u *unaryCall) attempt(ctx context.Context) error {
-	u.ran.Store(true)
-	ctx = u.c.outgoing(ctx, u.method)
-	reply := u.reply
-	if u.c.concurrent {
-		if m, ok := reply.(proto.Message); ok {
-			reply = m.ProtoReflect().New().Interface()
+func (c *client) getCall() *unaryCall {
+	if !c.concurrent {
+		if u, ok := c.pool.Get().(*unaryCall); ok {
+			return u
 		}
 	}
-	var trailer metadata.MD
+	u := &unaryCall{c: c}
+	u.fn = u.attempt
+	if !c.concurrent {
+		u.trailerOpt = grpc.Trailer(&u.trailer)
+	}
+	return u
+}
+
+func (c *client) putCall(u *unaryCall) {
+	if c.concurrent {
+		return // a late attempt may still reach it
+	}
+	clear(u.optBuf)
+	u.optBuf = u.optBuf[:0]
+	u.method, u.req, u.reply, u.cc, u.invoker, u.opts, u.trailer = "", nil, nil, nil, nil, nil, nil
+	u.ran, u.settled, u.answer, u.closed = false, false, nil, false
+	c.pool.Put(u)
+}
+
+// invokeOwn makes one of several concurrent attempts, into a reply and a
+// trailer of its own.
+func (u *unaryCall) invokeOwn(ctx context.Context) (reply any, own bool, trailer metadata.MD, err error) {
+	reply = u.reply
+	if m, ok := reply.(proto.Message); ok {
+		reply, own = m.ProtoReflect().New().Interface(), true
+	}
 	opts := append(u.opts[:len(u.opts):len(u.opts)], grpc.Trailer(&trailer))
-	err := u.invoker(ctx, u.method, u.req, reply, u.cc, opts...)
+	err = u.invoker(ctx, u.method, u.req, reply, u.cc, opts...)
+	return reply, own, trailer, err
+}
+
+func (u *unaryCall) attempt(ctx context.Context) error {
+	u.mu.Lock()
+	u.ran = true
+	u.mu.Unlock()
+	ctx = u.c.outgoing(ctx, u.method)
+	var (
+		reply   = u.reply
+		own     bool // reply is this attempt's own message
+		trailer metadata.MD
+		err     error
+	)
+	if u.c.concurrent {
+		reply, own, trailer, err = u.invokeOwn(ctx)
+	} else {
+		u.trailer = nil
+		u.optBuf = append(append(u.optBuf[:0], u.opts...), u.trailerOpt)
+		err = u.invoker(ctx, u.method, u.req, reply, u.cc, u.optBuf...)
+		trailer = u.trailer
+	}
 	if err != nil {
 		if perr := u.c.policyError(ctx, err, trailer); perr != nil {
 			return perr
@@ -150,7 +205,7 @@ func (u *unaryCall) attempt(ctx context.Context) error {
 	defer u.mu.Unlock()
 	if !u.settled && !u.closed {
 		u.settled, u.answer = true, err
-		if err == nil && reply != u.reply {
+		if err == nil && own {
 			dst := u.reply.(proto.Message)
 			proto.Reset(dst)
 			proto.Merge(dst, reply.(proto.Message))

@@ -173,11 +173,15 @@ func TestClientRefusal(t *testing.T) {
 }
 
 func TestClientTimeout(t *testing.T) {
+	// The handler does not answer before the test ends, so the deadline
+	// that ends the call is the client's, not the server's copy of it.
+	block := make(chan struct{})
+	defer close(block)
 	svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-		<-ctx.Done()
+		<-block
 		return nil, ctx.Err()
 	}}
-	h := start(t, svc, nil, clientOpts(bulwark.Timeout(time.Millisecond)))
+	h := start(t, svc, nil, clientOpts(bulwark.Timeout(20*time.Millisecond)))
 	_, err := h.client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
 	if !errors.Is(err, bulwark.ErrTimeout) {
 		t.Errorf("errors.Is(%v, ErrTimeout) = false, want true", err)

@@ -2,6 +2,7 @@ package bulwarkgrpc
 
 import (
 	"context"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -12,9 +13,11 @@ import (
 
 // server is what the server interceptors share.
 type server struct {
-	p     bulwark.Policy
-	o     options
-	calls *calls
+	p          bulwark.Policy
+	o          options
+	calls      *calls
+	concurrent bool      // p may call fn concurrently or late
+	pool       sync.Pool // of *serverCall
 }
 
 func newServer(fn string, p bulwark.Policy, opts []Option) *server {
@@ -22,6 +25,9 @@ func newServer(fn string, p bulwark.Policy, opts []Option) *server {
 		panic("bulwarkgrpc: " + fn + ": nil policy")
 	}
 	s := &server{p: p, o: newOptions(opts)}
+	if cp, ok := p.(bulwark.Concurrent); ok && cp.ConcurrentFn() {
+		s.concurrent = true
+	}
 	s.calls = newCalls(&s.o, "bulwark.grpc.server.calls",
 		"Calls served through the bulwark gRPC server interceptors, by outcome and effective tier.")
 	return s
@@ -133,26 +139,18 @@ func UnaryServerInterceptor(p bulwark.Policy, opts ...Option) grpc.UnaryServerIn
 	s := newServer("UnaryServerInterceptor", p, opts)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, prio := s.callContext(ctx, info.FullMethod)
-		var (
-			resp any
-			herr error
-			ran  bool
-			ok   bool // returned normally
-		)
+		c := s.getCall()
+		c.req, c.handler = req, handler
+		ok := false // returned normally
 		defer func() {
-			if ran && !ok {
+			if !ok && c.ran {
 				s.calls.add(outcomeFailure, prio) // a panic or Goexit passes through
 			}
 		}()
-		err := s.p.Do(ctx, func(ctx context.Context) error {
-			ran = true
-			resp, herr = handler(ctx, req)
-			if s.failure(ctx, herr) {
-				return herr
-			}
-			return nil
-		})
+		err := s.p.Do(ctx, c.fn)
 		ok = true
+		resp, herr, ran := c.resp, c.herr, c.ran
+		s.putCall(c)
 		trailer, out := s.answer(ctx, prio, ran, err, herr)
 		if trailer != nil {
 			_ = grpc.SetTrailer(ctx, trailer)
@@ -162,6 +160,46 @@ func UnaryServerInterceptor(p bulwark.Policy, opts ...Option) grpc.UnaryServerIn
 		}
 		return resp, nil
 	}
+}
+
+// serverCall is the state of one unary server call, reused across calls when the
+// policy never calls fn after Do returned.
+type serverCall struct {
+	s       *server
+	req     any
+	handler grpc.UnaryHandler
+	resp    any
+	herr    error
+	ran     bool
+	fn      func(context.Context) error // c.run, bound once
+}
+
+func (c *serverCall) run(ctx context.Context) error {
+	c.ran = true
+	c.resp, c.herr = c.handler(ctx, c.req)
+	if c.s.failure(ctx, c.herr) {
+		return c.herr
+	}
+	return nil
+}
+
+func (s *server) getCall() *serverCall {
+	if !s.concurrent {
+		if c, ok := s.pool.Get().(*serverCall); ok {
+			return c
+		}
+	}
+	c := &serverCall{s: s}
+	c.fn = c.run
+	return c
+}
+
+func (s *server) putCall(c *serverCall) {
+	if s.concurrent {
+		return // a late fn may still reach it
+	}
+	c.req, c.handler, c.resp, c.herr, c.ran = nil, nil, nil, nil, false
+	s.pool.Put(c)
 }
 
 // StreamServerInterceptor returns an interceptor that runs each stream

@@ -1,0 +1,111 @@
+package bulwarkgrpc_test
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"google.golang.org/grpc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/bulwarkgrpc"
+)
+
+// passThrough is a policy that runs fn as is.
+var passThrough = bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
+	return fn(ctx)
+})
+
+// providers are the meter providers benchmarks run under: no-op and an SDK
+// provider with a reader, as in production.
+func providers(b *testing.B) []struct {
+	name string
+	mp   metric.MeterProvider
+} {
+	sdk := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+	return []struct {
+		name string
+		mp   metric.MeterProvider
+	}{{"noop", noop.NewMeterProvider()}, {"sdk", sdk}}
+}
+
+// benchCalls makes b.N EmptyCalls, in a loop and in parallel.
+func benchCalls(b *testing.B, h *harness) {
+	ctx := metadata.AppendToOutgoingContext(context.Background(), bulwarkgrpc.MetadataPriority, "sheddable")
+	b.Run("loop", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := h.client.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := h.client.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkUnaryServer measures the server interceptor over a real loopback
+// connection: none, and a pass-through policy.
+func BenchmarkUnaryServer(b *testing.B) {
+	b.Run("none", func(b *testing.B) { benchCalls(b, start(b, &service{}, nil)) })
+	for _, p := range providers(b) {
+		b.Run("passthrough/"+p.name, func(b *testing.B) {
+			in := bulwarkgrpc.UnaryServerInterceptor(passThrough, bulwarkgrpc.WithMeterProvider(p.mp))
+			benchCalls(b, start(b, &service{}, []grpc.ServerOption{grpc.UnaryInterceptor(in)}))
+		})
+	}
+}
+
+// BenchmarkUnaryClient measures the client interceptor over a real loopback
+// connection: none, and a pass-through policy.
+func BenchmarkUnaryClient(b *testing.B) {
+	b.Run("none", func(b *testing.B) { benchCalls(b, start(b, &service{}, nil)) })
+	for _, p := range providers(b) {
+		b.Run("passthrough/"+p.name, func(b *testing.B) {
+			in := bulwarkgrpc.UnaryClientInterceptor(passThrough, bulwarkgrpc.WithMeterProvider(p.mp))
+			benchCalls(b, start(b, &service{}, nil, grpc.WithUnaryInterceptor(in)))
+		})
+	}
+}
+
+// BenchmarkUnaryServerDirect is the server interceptor alone, called
+// without a network: what it adds to a call.
+func BenchmarkUnaryServerDirect(b *testing.B) {
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(bulwarkgrpc.MetadataPriority, "sheddable"))
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	in := bulwarkgrpc.UnaryServerInterceptor(passThrough)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in(ctx, nil, unaryInfo, handler); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUnaryClientDirect is the client interceptor alone, with an
+// invoker that does nothing.
+func BenchmarkUnaryClientDirect(b *testing.B) {
+	ctx := context.Background()
+	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	in := bulwarkgrpc.UnaryClientInterceptor(passThrough)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := in(ctx, "/test.Service/Method", nil, nil, nil, invoker); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
