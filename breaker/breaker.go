@@ -35,7 +35,9 @@
 //
 //   - bulwark.breaker.state (gauge, {bulwark.policy.name}): 0 closed,
 //     1 half-open, 2 open (forced open reports 2, disabled 0), from
-//     construction; a Group does not report it.
+//     construction, as of the last call (an open breaker whose break ended
+//     reports open until a call lets a probe through); a Group does not
+//     report it.
 //   - bulwark.breaker.calls (counter, {call}, {bulwark.policy.name,
 //     bulwark.outcome}): success and failure as the breaker counted them,
 //     ignored for calls it did not count, refused for its refusals.
@@ -417,7 +419,8 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 // Admit is two-step admission for work that outlives a call (a response
 // body, a stream): on admission the caller must call done with the work's
 // outcome; only the first call of done counts. It refuses as [Breaker.Do]
-// does, with a nil done.
+// does, with a nil done. A done that is never called holds its half-open
+// probe for good (gobreaker has no probe timeout): release every admission.
 func (b *Breaker) Admit(ctx context.Context) (done func(error), err error) {
 	if err := ctx.Err(); err != nil {
 		b.c.tel.calls.Add(outIgnored, 1)

@@ -2,7 +2,9 @@ package breaker
 
 import (
 	"context"
+	"runtime"
 	"testing"
+	"weak"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -144,4 +146,32 @@ func equal(a, b map[string]int64) bool {
 		}
 	}
 	return true
+}
+
+func TestDroppedBreakerIsCollected(t *testing.T) {
+	c := newCollector(t)
+	b := New("dropped", WithMeterProvider(c.mp), WithConsecutiveFailures(1))
+	run(t, b, "f")
+	g := NewGroup("dropped-group", WithMeterProvider(c.mp))
+	_ = g.Do(keyed("a"), succeed)
+	wb, wg := weak.Make(b), weak.Make(g)
+	if got := c.points("bulwark.breaker.state"); got["bulwark.policy.name=dropped"] != 2 {
+		t.Fatalf("state = %v, want 2 before the breaker is dropped", got)
+	}
+	b, g = nil, nil
+	_, _ = b, g
+	for i := 0; i < 5 && (wb.Value() != nil || wg.Value() != nil); i++ {
+		runtime.GC()
+	}
+	if wb.Value() != nil || wg.Value() != nil {
+		t.Fatal("a dropped Breaker or Group is kept alive by its metric callback")
+	}
+	// Cleanups run on their own goroutine: let them unregister.
+	for i := 0; i < 100 && len(c.points("bulwark.breaker.state")) != 0; i++ {
+		runtime.Gosched()
+		runtime.GC()
+	}
+	if got := c.points("bulwark.breaker.state"); len(got) != 0 {
+		t.Errorf("state after the breaker was collected = %v, want nothing", got)
+	}
 }

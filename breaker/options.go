@@ -27,7 +27,7 @@ import (
 //   - consecutive failures off: as in resilience4j and Polly; at high
 //     traffic a run of N failures happens by chance long before the ratio is
 //     bad (gobreaker's own default, more than 5, trips a 1000 req/s service
-//     with 20 % errors every few seconds).
+//     with 20 % errors about every 20 s).
 //   - break 30 s: between Polly's 5 s, which hammers a dependency that is
 //     restarting, and the 60 s of resilience4j and gobreaker, which keeps a
 //     recovered one cut off for long.
