@@ -20,7 +20,9 @@ import (
 
 // echo is a TestService whose UnaryCall answers with the caller's
 // effective tier, or with the status the request asks for.
-type echo struct{ testpb.UnimplementedTestServiceServer }
+type echo struct {
+	testpb.UnimplementedTestServiceServer
+}
 
 func (echo) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	if s := in.GetResponseStatus(); s != nil {

@@ -1,0 +1,61 @@
+package bulwarkgrpc
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+func FuzzPushback(f *testing.F) {
+	for _, s := range []string{"0", "1500", "-1", "", "soon", "9223372036854775807", "+5", " 5", "1e3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err, ok := classify(status.Error(codes.Unavailable, "x"), metadata.Pairs(MetadataPushback, s))
+		if !ok || !errors.Is(err, bulwark.ErrRemoteUnavailable) || status.Code(err) != codes.Unavailable {
+			t.Fatalf("classify(%q) = %v, %t, want a RemoteError for UNAVAILABLE", s, err, ok)
+		}
+		ms, perr := strconv.ParseInt(s, 10, 64)
+		wantRetry := perr == nil && ms >= 0
+		retry, ok := bulwark.Retryable(err)
+		if !ok || retry != wantRetry {
+			t.Fatalf("pushback %q: Retryable() = %t, %t, want %t", s, retry, ok, wantRetry)
+		}
+		hint, _ := bulwark.RetryAfter(err)
+		if hint < 0 || !wantRetry && hint != 0 {
+			t.Fatalf("pushback %q: RetryAfter = %v, want ≥ 0, and 0 when not retryable", s, hint)
+		}
+		if wantRetry && ms < 1<<40 && hint != time.Duration(ms)*time.Millisecond {
+			t.Fatalf("pushback %q: RetryAfter = %v, want %d ms", s, hint, ms)
+		}
+	})
+}
+
+func FuzzServerPriority(f *testing.F) {
+	for _, s := range []string{"critical-plus", "CRITICAL_PLUS", "critical", "sheddable", "sheddable_plus", "", "x"} {
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, v string, trusted bool) {
+		s := &server{o: newOptions([]Option{WithTrustPriority(func(context.Context) bool { return trusted })})}
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{MetadataPriority: {v}})
+		got := s.priority(ctx)
+		want, err := bulwark.ParsePriority(v)
+		switch {
+		case err != nil:
+			want = bulwark.Critical
+		case want == bulwark.CriticalPlus && !trusted:
+			want = bulwark.Critical
+		}
+		if got != want {
+			t.Fatalf("priority(%q, trusted %t) = %v, want %v", v, trusted, got, want)
+		}
+	})
+}
