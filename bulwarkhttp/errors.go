@@ -50,10 +50,10 @@ func statusFailure(status int) error {
 //	                        retry does not retry it by default)
 //
 // RetryAfter returns the server's Retry-After (delta-seconds or HTTP-date),
-// which retry honours. Retryable reports false when the request must not
-// be sent again (see [Transport]); for a request that may be replayed it
-// follows the class: true for 502/503/504, true for 429 only with a hint,
-// false otherwise. Use errors.As to reach it:
+// which retry honours. Retryable reports only whether the request may be
+// sent again (see [Transport]): the choice of what to retry among
+// replayable answers stays with the retry policy (by default 502/503/504,
+// and 429 with a hint). Use errors.As to reach it:
 //
 //	var se *bulwarkhttp.StatusError
 //	if errors.As(err, &se) && se.StatusCode == http.StatusServiceUnavailable { ... }
@@ -121,21 +121,12 @@ func (e *StatusError) Unwrap() error {
 // in the past, or unparseable).
 func (e *StatusError) RetryAfter() time.Duration { return e.retryAfter }
 
-// Retryable reports whether the request may be sent again for this
-// answer: false when it cannot be replayed; otherwise true for 502, 503
-// and 504, true for 429 with a Retry-After, false for other statuses.
-func (e *StatusError) Retryable() bool {
-	if !e.replayable {
-		return false
-	}
-	switch e.StatusCode {
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	case http.StatusTooManyRequests:
-		return e.retryAfter > 0
-	}
-	return false
-}
+// Retryable reports whether the request may be sent again: false when it
+// cannot be replayed (a method that is not idempotent without an
+// Idempotency-Key, or a body that cannot be rewound). Whether this answer
+// is worth retrying is the retry policy's choice, so that a user's retry
+// predicate can opt in to, say, 500s.
+func (e *StatusError) Retryable() bool { return e.replayable }
 
 // TransportError is a downstream that could not be reached or did not
 // answer (a failed dial, a reset connection): it wraps

@@ -126,10 +126,10 @@ func TestTransportClassification(t *testing.T) {
 	}{
 		{"200", 200, "", nil, false, 0, false},
 		{"404", 404, "", nil, false, 0, false},
-		{"429", 429, "", bulwark.ErrRemoteRejected, true, 0, false},
+		{"429", 429, "", bulwark.ErrRemoteRejected, true, 0, true},
 		{"429 with hint", 429, "2", bulwark.ErrRemoteRejected, true, 2 * time.Second, true},
-		{"500", 500, "", nil, true, 0, false},
-		{"501", 501, "", nil, true, 0, false},
+		{"500", 500, "", nil, true, 0, true},
+		{"501", 501, "", nil, true, 0, true},
 		{"502", 502, "", bulwark.ErrRemoteUnavailable, true, 0, true},
 		{"503 delta-seconds", 503, "7", bulwark.ErrRemoteUnavailable, true, 7 * time.Second, true},
 		{"503 zero", 503, "0", bulwark.ErrRemoteUnavailable, true, 0, true},
