@@ -640,3 +640,34 @@ func TestRefusalAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// refuser is an inner admission policy that always refuses.
+type refuser struct{}
+
+func (refuser) Do(context.Context, func(context.Context) error) error {
+	return fmt.Errorf("inner: full: %w", bulwark.ErrUnavailable)
+}
+
+func (refuser) Admit(context.Context) (func(error), error) {
+	return nil, fmt.Errorf("inner: full: %w", bulwark.ErrUnavailable)
+}
+
+func TestChainRefusalIsNotCounted(t *testing.T) {
+	b := New("chained", WithConsecutiveFailures(1))
+	p := bulwark.Chain(b, refuser{})
+	a, ok := p.(bulwark.Admitter)
+	if !ok {
+		t.Fatal("Chain(breaker, admitter) is not an Admitter")
+	}
+	for range 3 {
+		if _, err := a.Admit(context.Background()); !errors.Is(err, bulwark.ErrUnavailable) {
+			t.Fatalf("Admit() = %v, want the inner refusal", err)
+		}
+		if err := p.Do(context.Background(), succeed); !errors.Is(err, bulwark.ErrUnavailable) {
+			t.Fatalf("Do() = %v, want the inner refusal", err)
+		}
+	}
+	if c := b.Counts(); c.Excluded != 6 || c.Failures != 0 || b.State() != StateClosed {
+		t.Errorf("Counts() = %+v, state %v; want 6 excluded, closed", c, b.State())
+	}
+}
