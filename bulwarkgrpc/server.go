@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -92,6 +93,9 @@ func (s *server) answer(ctx context.Context, prio bulwark.Priority, ran bool, er
 			return nil, status.FromContextError(cerr).Err()
 		}
 		s.calls.add(outcomeRefused, prio)
+		if err == nil {
+			return nil, status.Error(codes.Internal, "bulwarkgrpc: the policy returned without running the handler")
+		}
 		return s.wire(err, true)
 	case ctx.Err() != nil:
 		s.calls.add(outcomeIgnored, prio)
