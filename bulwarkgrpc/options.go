@@ -39,14 +39,15 @@ func newCodeSet(cs ...codes.Code) codeSet {
 	return s
 }
 
-// DefaultFailureCodes are the status codes that count as failures unless
-// [WithFailureCodes] says otherwise.
-var DefaultFailureCodes = []codes.Code{
-	codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss,
+// DefaultFailureCodes returns the status codes that count as failures
+// unless [WithFailureCodes] says otherwise: Unavailable, DeadlineExceeded,
+// Internal, Unknown and DataLoss.
+func DefaultFailureCodes() []codes.Code {
+	return []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss}
 }
 
 func newOptions(opts []Option) options {
-	o := options{name: "bulwarkgrpc", failures: newCodeSet(DefaultFailureCodes...)}
+	o := options{name: "bulwarkgrpc", failures: newCodeSet(DefaultFailureCodes()...)}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.apply(&o)
@@ -105,8 +106,9 @@ func WithKeyFunc(key func(ctx context.Context, fullMethod string) string) Option
 // error answer. On the client, UNAVAILABLE and RESOURCE_EXHAUSTED are always
 // passed to the policies, classified as [bulwark.ErrRemoteUnavailable] and
 // [bulwark.ErrRemoteRejected], whatever this set says; and so is any error
-// of an attempt whose context ended. Default: [DefaultFailureCodes]
-// (Unavailable, DeadlineExceeded, Internal, Unknown, DataLoss).
+// of an attempt whose context ended. Default: the codes of
+// [DefaultFailureCodes] (Unavailable, DeadlineExceeded, Internal, Unknown,
+// DataLoss).
 func WithFailureCodes(cs ...codes.Code) Option {
 	return optionFunc(func(o *options) { o.failures = newCodeSet(cs...) })
 }
