@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -61,6 +63,7 @@ func (c *client) outgoing(ctx context.Context, method string) context.Context {
 // when it is a failure or ctx ended; nil when err is an answer with a code
 // that is not a failure.
 func (c *client) policyError(ctx context.Context, err error, trailer metadata.MD) error {
+	awaitDeadline(ctx, err)
 	cerr, classified := classify(err, trailer)
 	if classified || ctx.Err() != nil {
 		return cerr
@@ -70,6 +73,22 @@ func (c *client) policyError(ctx context.Context, err error, trailer metadata.MD
 		return err
 	}
 	return nil
+}
+
+// awaitDeadline waits for ctx to end when err is DEADLINE_EXCEEDED and
+// ctx's deadline has passed. grpc-go may report a deadline a moment before
+// ctx's own timer ends ctx (it reads the clock, or the server's copy of the
+// deadline fired first); the policies tell a deadline of theirs (a
+// per-attempt timeout) from the caller's, and both from a downstream's
+// answer, by ctx, so ctx must have ended by the time they see the error.
+// The wait is bounded: the deadline has already passed.
+func awaitDeadline(ctx context.Context, err error) {
+	if status.Code(err) != codes.DeadlineExceeded || ctx.Err() != nil {
+		return
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		<-ctx.Done()
+	}
 }
 
 func (c *client) count(ctx context.Context, prio bulwark.Priority, ran bool, err error) {

@@ -173,21 +173,44 @@ func TestClientRefusal(t *testing.T) {
 }
 
 func TestClientTimeout(t *testing.T) {
-	// The handler does not answer before the test ends, so the deadline
-	// that ends the call is the client's, not the server's copy of it.
+	// Whether the client's timer, the server's copy of the deadline or
+	// grpc-go's reading of the clock reports it first, the error is our
+	// timeout's.
 	block := make(chan struct{})
 	defer close(block)
-	svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-		<-block
-		return nil, ctx.Err()
-	}}
-	h := start(t, svc, nil, clientOpts(bulwark.Timeout(20*time.Millisecond)))
-	_, err := h.client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
-	if !errors.Is(err, bulwark.ErrTimeout) {
-		t.Errorf("errors.Is(%v, ErrTimeout) = false, want true", err)
+	tests := []struct {
+		name    string
+		handler func(ctx context.Context) error
+	}{
+		{name: "server never answers", handler: func(ctx context.Context) error {
+			<-block
+			return ctx.Err()
+		}},
+		{name: "server answers at its deadline", handler: func(ctx context.Context) error {
+			<-ctx.Done()
+			return status.FromContextError(ctx.Err()).Err()
+		}},
 	}
-	if got := status.Code(err); got != codes.DeadlineExceeded {
-		t.Errorf("status.Code(err) = %v, want DeadlineExceeded", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+				return nil, tt.handler(ctx)
+			}}
+			m := newMetrics(t)
+			h := start(t, svc, nil, clientOpts(bulwark.Timeout(20*time.Millisecond), bulwarkgrpc.WithMeterProvider(m.mp)))
+			for i := 0; i < 5; i++ {
+				_, err := h.client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+				if !errors.Is(err, bulwark.ErrTimeout) {
+					t.Fatalf("call %d: errors.Is(%v, ErrTimeout) = false, want true", i, err)
+				}
+				if got := status.Code(err); got != codes.DeadlineExceeded {
+					t.Fatalf("call %d: status.Code(err) = %v, want DeadlineExceeded", i, got)
+				}
+			}
+			if got := m.count(t, "bulwark.grpc.client.calls", "failure", "critical"); got != 5 {
+				t.Errorf("failures = %d, want 5 (our own timeout is a failure)", got)
+			}
+		})
 	}
 }
 
@@ -380,5 +403,29 @@ func TestClientHedgingGetsOwnReplies(t *testing.T) {
 		if err != nil || resp.GetUsername() != "attempt 2" {
 			t.Fatalf("UnaryCall() = %v, %v, want attempt 2's reply", resp, err)
 		}
+	}
+}
+
+func TestClientCallerDeadlineIsIgnored(t *testing.T) {
+	svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}}
+	m := newMetrics(t)
+	rec := &recorder{}
+	h := start(t, svc, nil, clientOpts(rec, bulwarkgrpc.WithMeterProvider(m.mp)))
+	for i := 0; i < 5; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := h.client.UnaryCall(ctx, &testpb.SimpleRequest{})
+		if got := status.Code(err); got != codes.DeadlineExceeded {
+			t.Errorf("status.Code(err) = %v, want DeadlineExceeded", got)
+		}
+		if ctx.Err() == nil {
+			t.Error("the call returned before the caller's context ended")
+		}
+		cancel()
+	}
+	if got := m.count(t, "bulwark.grpc.client.calls", "ignored", "critical"); got != 5 {
+		t.Errorf("ignored = %d, want 5", got)
 	}
 }
