@@ -1,0 +1,46 @@
+// Package ratelimit admits calls at a sustained rate with bursts, on
+// golang.org/x/time/rate token buckets, shedding low-priority work first and
+// keeping a quota per key.
+//
+// # Model
+//
+// A bucket holds up to burst tokens and refills at limit tokens per second;
+// a call takes one token. Each priority tier keeps a reserve for the tiers
+// above it: a call may take a token only if the tokens left after taking it
+// are at least its tier's reserve (by default, as fractions of the burst
+// rounded down to whole tokens: Sheddable 50 %, SheddablePlus 25 %,
+// Critical 5 %, CriticalPlus 0; see [WithReserve]). As the bucket drains,
+// Sheddable calls are refused first, then SheddablePlus, then Critical, and
+// CriticalPlus only when it is empty: at any instant a tier is refused only
+// if every lower tier would be too, and over any interval the calls
+// admitted are at most burst + limit × elapsed.
+//
+// [New] makes one bucket shared by every caller, which protects this
+// service's capacity: its refusals are [bulwark.ErrUnavailable] (HTTP 503).
+// [NewKeyed] makes a bucket per key (a tenant, a user), which enforces each
+// caller's quota: its refusals are [bulwark.ErrRejected] (HTTP 429). Both
+// refusals wrap [ErrLimited] and are a [*LimitedError], which carries the
+// retry hint ([bulwark.RetryAfter]: when the refused tier could next take a
+// token) and the quota view of the RateLimit headers ([bulwark.QuotaFrom]:
+// q = burst, w = burst/limit, r = tokens the tier may take now, t = time
+// until it may take one). On admission, a limiter records that quota in the
+// context's [bulwark.QuotaRecorder] when there is one, for the headers of
+// admitted responses.
+//
+// Allow, AllowAt, Do and Admit decide at once; Wait blocks until the tier
+// may take a token or the context ends. No goroutine runs in the
+// background: buckets refill lazily when a call looks at them.
+//
+// # Metrics
+//
+// Meter github.com/bulwark-go/bulwark/ratelimit:
+//
+//   - bulwark.ratelimit.decisions (Int64ObservableCounter, {decision}):
+//     decisions by bulwark.policy.name, bulwark.decision (allowed, limited)
+//     and bulwark.priority.
+//   - bulwark.ratelimit.keys (Int64ObservableUpDownCounter, {key}), keyed
+//     limiters: keys with a bucket of their own, by bulwark.policy.name.
+//   - bulwark.ratelimit.overflow (Int64ObservableCounter, {decision}), keyed
+//     limiters: decisions made by the shared overflow bucket because the key
+//     table was full, by bulwark.policy.name.
+package ratelimit

@@ -1,0 +1,124 @@
+package ratelimit
+
+import (
+	"context"
+	"math"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bulwark-go/bulwark"
+)
+
+// An Option configures a [Limiter] or a [Keyed] limiter. Nil options are
+// ignored; when an option is given twice, the last one wins.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// DefaultReserves are the default reserves, as fractions of the burst,
+// indexed by [bulwark.Priority.Index]: a Sheddable call may take a token
+// only if half the burst stays for the tiers above it, SheddablePlus a
+// quarter, Critical 5 %, CriticalPlus nothing.
+var DefaultReserves = [bulwark.NumPriorities]float64{
+	0.50, // Sheddable
+	0.25, // SheddablePlus
+	0.05, // Critical
+	0,    // CriticalPlus
+}
+
+// DefaultMaxKeys is the default cap on the live keys of a [Keyed] limiter.
+const DefaultMaxKeys = 100_000
+
+type options struct {
+	reserves [bulwark.NumPriorities]float64
+	class    error
+	mp       metric.MeterProvider
+	keyFn    func(context.Context) string
+	maxKeys  int
+}
+
+func newOptions(class error, opts []Option) options {
+	o := options{reserves: DefaultReserves, class: class, maxKeys: DefaultMaxKeys}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	return o
+}
+
+// WithReserve sets the reserve of tier p: the fraction of the burst that a
+// call of tier p must leave in the bucket for the tiers above it. The
+// fraction is rounded down to whole tokens. A tier's effective reserve is
+// never below that of a more important tier (a lower reserve is raised to
+// it), so a tier is refused only when every lower tier would be too.
+// WithReserve panics when p is not one of the four tiers or fraction is not
+// in [0, 1].
+//
+// Default: [DefaultReserves] (Sheddable 50 %, SheddablePlus 25 %, Critical
+// 5 %, CriticalPlus 0).
+func WithReserve(p bulwark.Priority, fraction float64) Option {
+	if !p.Valid() {
+		panic("ratelimit: WithReserve: invalid priority " + p.String())
+	}
+	if math.IsNaN(fraction) || fraction < 0 || fraction > 1 {
+		panic("ratelimit: WithReserve: fraction must be in [0, 1]")
+	}
+	return optionFunc(func(o *options) { o.reserves[p.Index()] = fraction })
+}
+
+// WithClass sets the class the refusals wrap besides [ErrLimited]:
+// [bulwark.ErrUnavailable] (HTTP 503) when the limiter protects this
+// service's capacity, [bulwark.ErrRejected] (HTTP 429) when it enforces a
+// caller's quota. Nil is ignored; any other error panics.
+//
+// Default: bulwark.ErrUnavailable for [New], bulwark.ErrRejected for
+// [NewKeyed].
+func WithClass(class error) Option {
+	if class != nil && class != bulwark.ErrUnavailable && class != bulwark.ErrRejected {
+		panic("ratelimit: WithClass: class must be bulwark.ErrUnavailable or bulwark.ErrRejected")
+	}
+	return optionFunc(func(o *options) {
+		if class != nil {
+			o.class = class
+		}
+	})
+}
+
+// WithMeterProvider sets the meter provider the limiter's metrics are
+// reported to. Nil is ignored.
+//
+// Default: otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(o *options) {
+		if mp != nil {
+			o.mp = mp
+		}
+	})
+}
+
+// WithKeyFunc sets how a [Keyed] limiter finds a call's key; "" means no
+// key (the call uses the shared no-key bucket). [New] ignores it. Nil is
+// ignored.
+//
+// Default: [bulwark.KeyFrom].
+func WithKeyFunc(f func(context.Context) string) Option {
+	return optionFunc(func(o *options) {
+		if f != nil {
+			o.keyFn = f
+		}
+	})
+}
+
+// WithMaxKeys caps the live keys of a [Keyed] limiter (see [Keyed] for
+// eviction and the overflow bucket). [New] ignores it. It panics when n < 1.
+//
+// Default: [DefaultMaxKeys] (100 000).
+func WithMaxKeys(n int) Option {
+	if n < 1 {
+		panic("ratelimit: WithMaxKeys: n must be >= 1")
+	}
+	return optionFunc(func(o *options) { o.maxKeys = n })
+}
