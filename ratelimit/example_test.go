@@ -1,0 +1,87 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/ratelimit"
+)
+
+// A bucket of 20 drains tier by tier: Sheddable work stops at half,
+// SheddablePlus at a quarter, Critical at 5 %, and CriticalPlus gets the
+// last token.
+func ExampleLimiter_AllowAt() {
+	l := ratelimit.New("api", 10, 20) // 10 calls/s, bursts of 20
+	now := time.Now()
+	for _, p := range []bulwark.Priority{bulwark.Sheddable, bulwark.SheddablePlus, bulwark.Critical, bulwark.CriticalPlus} {
+		ctx := bulwark.WithPriority(context.Background(), p)
+		n := 0
+		for l.AllowAt(ctx, now) {
+			n++
+		}
+		fmt.Printf("%s: %d\n", p, n)
+	}
+	// Output:
+	// sheddable: 10
+	// sheddable-plus: 5
+	// critical: 4
+	// critical-plus: 1
+}
+
+func ExampleLimiter_Do() {
+	l := ratelimit.New("api", rate.Every(5*time.Second), 1) // one call per 5 s
+	ctx := context.Background()
+	hello := func(context.Context) error { fmt.Println("hello"); return nil }
+
+	fmt.Println(l.Do(ctx, hello))
+	err := l.Do(ctx, hello)
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, ratelimit.ErrLimited), errors.Is(err, bulwark.ErrUnavailable))
+	d, _ := bulwark.RetryAfter(err)
+	fmt.Println("retry after", d.Round(time.Second))
+	q, _ := bulwark.QuotaFrom(err)
+	fmt.Printf("q=%d w=%v r=%d\n", q.Limit, q.Window, q.Remaining)
+	// Output:
+	// hello
+	// <nil>
+	// ratelimit: api: limited (critical)
+	// true true
+	// retry after 5s
+	// q=1 w=5s r=0
+}
+
+func ExampleNewKeyed() {
+	// 1 call/s per tenant, bursts of 2; at most 10 000 tenants in memory.
+	k := ratelimit.NewKeyed("tenants", 1, 2, ratelimit.WithMaxKeys(10_000))
+	now := time.Now()
+	for _, tenant := range []string{"acme", "acme", "acme", "globex"} {
+		ctx := bulwark.WithKey(context.Background(), tenant)
+		fmt.Println(tenant, k.AllowAt(ctx, now))
+	}
+	err := k.Do(bulwark.WithKey(context.Background(), "acme"), func(context.Context) error { return nil })
+	fmt.Println(errors.Is(err, bulwark.ErrRejected)) // HTTP 429
+	// Output:
+	// acme true
+	// acme true
+	// acme false
+	// globex true
+	// true
+}
+
+func ExampleLimiter_Wait() {
+	l := ratelimit.New("batch", rate.Every(10*time.Millisecond), 1)
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		if err := l.Wait(ctx); err != nil {
+			fmt.Println(err)
+		}
+	}
+	fmt.Println(time.Since(start) >= 20*time.Millisecond)
+	// Output: true
+}
