@@ -39,6 +39,15 @@ func (t timeout) Do(ctx context.Context, fn func(context.Context) error) error {
 	if err == nil {
 		return nil
 	}
+	if tctx.Err() == nil && isDeadlineError(err) {
+		// fn saw the deadline a moment before our timer fired (a transport
+		// that reads the clock itself, a server that got a copy of the
+		// deadline): once the deadline has passed, wait for the timer, which
+		// is due, so the error is classified by who set the deadline.
+		if dl, ok := tctx.Deadline(); ok && !time.Now().Before(dl) {
+			<-tctx.Done()
+		}
+	}
 	if tctx.Err() != nil && context.Cause(tctx) == ErrTimeout {
 		if errors.Is(err, ErrTimeout) {
 			return err
@@ -65,3 +74,13 @@ func (e *deadlineError) Error() string {
 func (e *deadlineError) Unwrap() error   { return ErrTimeout }
 func (e *deadlineError) Timeout() bool   { return true }
 func (e *deadlineError) Temporary() bool { return true }
+
+// isDeadlineError reports whether err says a deadline passed: the context's,
+// or an I/O deadline (a net.Error whose Timeout() is true).
+func isDeadlineError(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	t, ok := find[interface{ Timeout() bool }](err)
+	return ok && t.Timeout()
+}

@@ -3,6 +3,7 @@ package bulwark_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -87,4 +88,22 @@ func TestTimeoutPanicsOnBadDuration(t *testing.T) {
 		}
 	}()
 	bulwark.Timeout(0)
+}
+
+// TestTimeoutFnSeesDeadlineFirst: fn reads the clock itself and gives up at
+// the deadline, usually before the context's timer has fired; the error is
+// still ErrTimeout, every time.
+func TestTimeoutFnSeesDeadlineFirst(t *testing.T) {
+	p := bulwark.Timeout(2 * time.Millisecond)
+	for i := 0; i < 20; i++ {
+		err := p.Do(context.Background(), func(ctx context.Context) error {
+			dl, _ := ctx.Deadline()
+			for time.Now().Before(dl) {
+			}
+			return fmt.Errorf("read: %w", context.DeadlineExceeded)
+		})
+		if !errors.Is(err, bulwark.ErrTimeout) {
+			t.Fatalf("run %d: Do() = %v, want ErrTimeout", i, err)
+		}
+	}
 }
