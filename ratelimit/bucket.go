@@ -122,7 +122,14 @@ type bucket struct {
 	// it covers a tier's reserve, a take needs no look at the tokens.
 	floor   float64
 	evicted bool // removed from its Keyed shard; look the key up again
+	// n, when set, counts the decisions of take(count=true) under mu: a
+	// Limiter's success path then needs no atomic of its own.
+	n *decisionCounts
 }
+
+// decisionCounts are the counts of bulwark.ratelimit.decisions, by slot
+// (slotAllowed or slotLimited, plus the tier index).
+type decisionCounts [2 * bulwark.NumPriorities]int64
 
 func (b *bucket) init(c *config) {
 	if !c.inf {
@@ -135,15 +142,44 @@ func (b *bucket) init(c *config) {
 // took one and the tokens left (after the take when it did, before
 // otherwise). When exact is false and the tier took a token, tokens may be
 // a lower bound. ok is false and evicted true when the bucket was evicted
-// meanwhile.
-func (b *bucket) take(c *config, i int, t time.Time, exact bool) (tokens float64, ok, evicted bool) {
+// meanwhile. When count is true and b.n is set, the decision is counted.
+func (b *bucket) take(c *config, i int, t time.Time, exact, count bool) (tokens float64, ok, evicted bool) {
+	b.mu.Lock()
+	tokens, ok, evicted = b.takeLocked(c, i, t, exact)
+	if count && b.n != nil && !evicted {
+		if ok {
+			b.n[slotAllowed+i]++
+		} else {
+			b.n[slotLimited+i]++
+		}
+	}
+	b.mu.Unlock()
+	return tokens, ok, evicted
+}
+
+// count counts a decision of tier i made outside take.
+func (b *bucket) count(slot int) {
+	if b.n != nil {
+		b.mu.Lock()
+		b.n[slot]++
+		b.mu.Unlock()
+	}
+}
+
+// counts returns a copy of the decision counts.
+func (b *bucket) counts() decisionCounts {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return *b.n
+}
+
+// takeLocked is take without counting; b.mu is held.
+func (b *bucket) takeLocked(c *config, i int, t time.Time, exact bool) (tokens float64, ok, evicted bool) {
 	if c.inf {
 		return float64(c.burst), true, false
 	}
 	need := c.need[i]
-	b.mu.Lock()
 	if b.evicted {
-		b.mu.Unlock()
 		return 0, false, true
 	}
 	if t.Before(b.last) {
@@ -159,15 +195,12 @@ func (b *bucket) take(c *config, i int, t time.Time, exact bool) (tokens float64
 				b.floor--
 				ok = true
 			}
-			tokens = b.floor
-			b.mu.Unlock()
-			return tokens, ok, false
+			return b.floor, ok, false
 		}
 		if need == 1 {
 			// No reserve to keep: the take is the check.
 			if b.lim.AllowN(t, 1) {
 				b.floor = 0
-				b.mu.Unlock()
 				return 0, true, false
 			}
 		}
@@ -178,7 +211,6 @@ func (b *bucket) take(c *config, i int, t time.Time, exact bool) (tokens float64
 		ok = true
 	}
 	b.floor = tokens
-	b.mu.Unlock()
 	return tokens, ok, false
 }
 

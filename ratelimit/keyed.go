@@ -111,7 +111,7 @@ func NewKeyed(name string, limit rate.Limit, burst int, opts ...Option) *Keyed {
 		}
 		k.shards[i].m = make(map[string]*entry)
 	}
-	k.counts = newDecisionCounters(name)
+	k.counts = telemetry.NewCounters(decisionSets(name)...)
 	registerKeyed(k, o.mp)
 	return k
 }
@@ -247,7 +247,7 @@ func (k *Keyed) try(key string, info bulwark.CallInfo, t time.Time) (time.Durati
 			var b *bucket
 			b, sh = k.route(key, t)
 			var evicted bool
-			tokens, ok, evicted = b.take(&k.c, i, t, info.Quota != nil)
+			tokens, ok, evicted = b.take(&k.c, i, t, info.Quota != nil, false)
 			if !evicted {
 				break
 			}

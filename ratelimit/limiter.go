@@ -23,10 +23,10 @@ import (
 //
 // A Limiter is safe for concurrent use. The zero value is not usable.
 type Limiter struct {
-	c      config
-	s      shared
-	counts *telemetry.Counters
-	reg    *telemetry.Registration
+	c   config
+	s   shared
+	n   decisionCounts // guarded by s.b.mu
+	reg *telemetry.Registration
 }
 
 var (
@@ -42,7 +42,7 @@ func New(name string, limit rate.Limit, burst int, opts ...Option) *Limiter {
 	o := newOptions(bulwark.ErrUnavailable, opts)
 	l := &Limiter{c: newConfig(name, limit, burst, &o)}
 	l.s.init(&l.c)
-	l.counts = newDecisionCounters(name)
+	l.s.b.n = &l.n
 	registerLimiter(l, o.mp)
 	return l
 }
@@ -97,9 +97,12 @@ func (l *Limiter) Admit(ctx context.Context) (done func(error), err error) {
 func (l *Limiter) Wait(ctx context.Context) error {
 	info := bulwark.CallInfoFrom(ctx)
 	i := info.Priority.Index()
-	reset, err := wait(ctx, func(t time.Time) (time.Duration, bool) { return l.try(info, t) })
-	if err == errPastDeadline {
-		l.counts.Add(slotLimited+i, 1)
+	reset, err := wait(ctx, func(t time.Time) (time.Duration, bool) { return l.take(info, t, false) })
+	switch err {
+	case nil:
+		l.s.b.count(slotAllowed + i)
+	case errPastDeadline:
+		l.s.b.count(slotLimited + i)
 		return l.s.errs[i].set(reset)
 	}
 	return err
@@ -117,19 +120,14 @@ func (l *Limiter) QuotaAt(p bulwark.Priority, t time.Time) bulwark.Quota {
 // admission, records the quota when info asks for it. On refusal it
 // returns the time until the tier could take a token.
 func (l *Limiter) decide(info bulwark.CallInfo, t time.Time) (time.Duration, bool) {
-	reset, ok := l.try(info, t)
-	if !ok {
-		l.counts.Add(slotLimited+info.Priority.Index(), 1)
-	}
-	return reset, ok
+	return l.take(info, t, true)
 }
 
-// try is decide without counting refusals.
-func (l *Limiter) try(info bulwark.CallInfo, t time.Time) (time.Duration, bool) {
+// take is decide, counting the decision only when count is true.
+func (l *Limiter) take(info bulwark.CallInfo, t time.Time, count bool) (time.Duration, bool) {
 	i := info.Priority.Index()
-	tokens, ok, _ := l.s.b.take(&l.c, i, t, info.Quota != nil)
+	tokens, ok, _ := l.s.b.take(&l.c, i, t, info.Quota != nil, count)
 	if ok {
-		l.counts.Add(slotAllowed+i, 1)
 		if info.Quota != nil {
 			info.Quota.Record(l.c.quota(i, tokens))
 		}

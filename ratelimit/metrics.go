@@ -19,9 +19,9 @@ const (
 	slotLimited = bulwark.NumPriorities
 )
 
-// newDecisionCounters makes the counts of bulwark.ratelimit.decisions for
-// one limiter: allowed and limited, per tier.
-func newDecisionCounters(name string) *telemetry.Counters {
+// decisionSets are the attribute sets of bulwark.ratelimit.decisions for
+// one limiter, by slot: allowed and limited, per tier.
+func decisionSets(name string) []telemetry.Set {
 	sets := make([]telemetry.Set, 0, 2*bulwark.NumPriorities)
 	for _, d := range []string{decisionAllowed, decisionLimited} {
 		for i := 0; i < bulwark.NumPriorities; i++ {
@@ -33,7 +33,7 @@ func newDecisionCounters(name string) *telemetry.Counters {
 			))
 		}
 	}
-	return telemetry.NewCounters(sets...)
+	return sets
 }
 
 func decisionsInstrument(m metric.Meter) metric.Int64ObservableCounter {
@@ -44,8 +44,12 @@ func decisionsInstrument(m metric.Meter) metric.Int64ObservableCounter {
 func registerLimiter(l *Limiter, mp metric.MeterProvider) {
 	m := telemetry.Meter(mp, "ratelimit")
 	decisions := decisionsInstrument(m)
+	sets := decisionSets(l.c.name)
 	l.reg = telemetry.Register(m, l, func(l *Limiter, o metric.Observer) {
-		l.counts.Observe(o, decisions)
+		n := l.s.b.counts()
+		for i, v := range n {
+			o.ObserveInt64(decisions, v, sets[i].Observe...)
+		}
 	}, decisions)
 }
 
