@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -128,4 +129,78 @@ func TestInvariantsConcurrent(t *testing.T) {
 	if got, max := counts[0]+counts[1]+counts[2], int64(burst-10); got > max {
 		t.Errorf("all but CriticalPlus took %d, want at most %d", got, max)
 	}
+}
+
+// FuzzKeyedInvariants drives a keyed limiter with a table of 1 to 3 keys
+// and 4 keys in use, with random tiers at explicit, non-decreasing times,
+// and checks that eviction never grants more than a bucket would have:
+//
+//   - over any interval, the calls of one key admitted by its own buckets
+//     (through evictions and returns) are at most burst + limit × elapsed,
+//     and so are the calls admitted by the overflow bucket;
+//   - the table never holds more keys than its cap;
+//   - at any instant a tier of a key is refused only if every lower tier of
+//     that key would be too.
+//
+// Which bucket admitted a call is read from the overflow metric.
+func FuzzKeyedInvariants(f *testing.F) {
+	f.Add(uint8(2), uint8(1), []byte{0x03, 0x07, 0x0b, 0x0f, 0x13, 0x03, 0x07, 0x0b, 0xff, 0x0f})
+	f.Add(uint8(5), uint8(2), []byte{0x0f, 0x0f, 0x0b, 0x0b, 0x07, 0x03, 0x43, 0x47, 0x4b, 0x4f, 0x00, 0x01})
+	f.Add(uint8(1), uint8(3), []byte{0x00, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c, 0x20, 0x24})
+	f.Fuzz(func(t *testing.T, burstByte, maxKeysByte uint8, ops []byte) {
+		const limit = 4.0
+		const step = 62500 * time.Microsecond
+		burst := int(burstByte)%8 + 1
+		maxKeys := int(maxKeysByte)%3 + 1
+		if len(ops) > 200 {
+			ops = ops[:200]
+		}
+		r, mp := newReader()
+		k := ratelimit.NewKeyed("m", limit, burst, ratelimit.WithMaxKeys(maxKeys), mp)
+		overflowed := func() int64 { return sums(t, r, "bulwark.ratelimit.overflow")[""] }
+		keys := []string{"a", "b", "c", "d"}
+		own := map[string][]time.Time{}
+		var over []time.Time
+		now := t0
+		for n, op := range ops {
+			// Bits 0-1: the tier; 2-3: the key; 4-7: steps to move on.
+			i, key := int(op&3), keys[op>>2&3]
+			now = now.Add(time.Duration(op>>4) * step)
+			before := overflowed()
+			ctx := bulwark.WithCallInfo(context.Background(), bulwark.CallInfo{Priority: tiers[i], Key: key})
+			got := k.AllowAt(ctx, now)
+			if k.Keys() > maxKeys {
+				t.Fatalf("op %d: Keys() = %d, want at most %d", n, k.Keys(), maxKeys)
+			}
+			if got {
+				if overflowed() > before {
+					over = append(over, now)
+				} else {
+					own[key] = append(own[key], now)
+				}
+				continue
+			}
+			for j := i - 1; j >= 0; j-- {
+				ctx := bulwark.WithCallInfo(context.Background(), bulwark.CallInfo{Priority: tiers[j], Key: key})
+				if k.AllowAt(ctx, now) {
+					t.Fatalf("op %d: %s: %v refused but the lower %v admitted at the same instant", n, key, tiers[i], tiers[j])
+				}
+			}
+		}
+		check := func(what string, admitted []time.Time) {
+			for a := range admitted {
+				for b := a; b < len(admitted); b++ {
+					count := b - a + 1
+					bound := float64(burst) + admitted[b].Sub(admitted[a]).Seconds()*limit
+					if float64(count) > bound {
+						t.Fatalf("%s: %d calls admitted in %v, want at most %v", what, count, admitted[b].Sub(admitted[a]), bound)
+					}
+				}
+			}
+		}
+		for key, admitted := range own {
+			check("key "+key, admitted)
+		}
+		check("overflow", over)
+	})
 }

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -122,7 +123,8 @@ func TestPanics(t *testing.T) {
 		{"negative limit", func() { ratelimit.NewKeyed("x", -1, 1) }},
 		{"zero burst", func() { ratelimit.New("x", 1, 0) }},
 		{"invalid tier", func() { ratelimit.WithReserve(bulwark.Priority(7), 0.5) }},
-		{"fraction above one", func() { ratelimit.WithReserve(bulwark.Critical, 1.5) }},
+		{"fraction one", func() { ratelimit.WithReserve(bulwark.Critical, 1) }},
+		{"fraction NaN", func() { ratelimit.WithReserve(bulwark.Critical, math.NaN()) }},
 		{"negative fraction", func() { ratelimit.WithReserve(bulwark.Critical, -0.1) }},
 		{"class", func() { ratelimit.WithClass(errors.New("other")) }},
 		{"max keys", func() { ratelimit.WithMaxKeys(0) }},

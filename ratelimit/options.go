@@ -55,7 +55,7 @@ func newOptions(class error, opts []Option) options {
 // never below that of a more important tier (a lower reserve is raised to
 // it), so a tier is refused only when every lower tier would be too.
 // WithReserve panics when p is not one of the four tiers or fraction is not
-// in [0, 1].
+// in [0, 1).
 //
 // Default: [DefaultReserves] (Sheddable 50 %, SheddablePlus 25 %, Critical
 // 5 %, CriticalPlus 0).
@@ -63,8 +63,8 @@ func WithReserve(p bulwark.Priority, fraction float64) Option {
 	if !p.Valid() {
 		panic("ratelimit: WithReserve: invalid priority " + p.String())
 	}
-	if math.IsNaN(fraction) || fraction < 0 || fraction > 1 {
-		panic("ratelimit: WithReserve: fraction must be in [0, 1]")
+	if math.IsNaN(fraction) || fraction < 0 || fraction >= 1 {
+		panic("ratelimit: WithReserve: fraction must be in [0, 1)")
 	}
 	return optionFunc(func(o *options) { o.reserves[p.Index()] = fraction })
 }
