@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/metric/noop"
@@ -141,10 +142,11 @@ func BenchmarkKeyedHit(b *testing.B) {
 				i++
 			}
 		})
+		var g atomic.Int64
 		b.Run(mp.name+"/parallel", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				i := 0
+				i := int(g.Add(1)) * 509 // each goroutine on other keys
 				for pb.Next() {
 					if err := k.Do(ctxs[i&1023], okFn); err != nil {
 						b.Error(err)
@@ -154,5 +156,19 @@ func BenchmarkKeyedHit(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkKeyedRefused is the refusal path of a key's own bucket, which
+// allocates its LimitedError.
+func BenchmarkKeyedRefused(b *testing.B) {
+	k := ratelimit.NewKeyed("bench", rate.Limit(1e-9), 1)
+	ctx := bulwark.WithKey(context.Background(), "tenant")
+	_ = k.Do(ctx, okFn) // spend the only token
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := k.Do(ctx, okFn); err == nil {
+			b.Fatal("admitted")
+		}
 	}
 }

@@ -51,9 +51,9 @@ type Keyed struct {
 	mask       uint64
 	noKey      shared
 	over       shared
-	keys       atomic.Int64 // live keys
-	overflowed atomic.Int64 // decisions of the overflow bucket
-	counts     *telemetry.Counters
+	keys       atomic.Int64        // live keys
+	overflowed atomic.Int64        // decisions of the overflow bucket
+	counts     *telemetry.Counters // decisions of the shared buckets
 	reg        *telemetry.Registration
 }
 
@@ -65,7 +65,10 @@ type shard struct {
 	heap []*entry
 	// max is this shard's part of the cap.
 	max int
-	_   [64]byte
+	// n counts the decisions of the shard's own buckets, by slot: spread
+	// over shards, the counts of concurrent calls rarely share a line.
+	n [2 * bulwark.NumPriorities]atomic.Int64
+	_ [64]byte
 }
 
 // entry is a key's bucket in the key table.
@@ -127,10 +130,7 @@ func (k *Keyed) Allow(ctx context.Context) bool {
 // has already seen count as that one.
 func (k *Keyed) AllowAt(ctx context.Context, t time.Time) bool {
 	info := bulwark.CallInfoFrom(ctx)
-	_, _, ok := k.try(k.key(ctx, info), info, t)
-	if !ok {
-		k.counts.Add(slotLimited+info.Priority.Index(), 1)
-	}
+	_, _, ok := k.try(k.key(ctx, info), info, t, true)
 	return ok
 }
 
@@ -171,7 +171,7 @@ func (k *Keyed) Wait(ctx context.Context) error {
 	reset, err := wait(ctx, func(t time.Time) (time.Duration, bool) {
 		var reset time.Duration
 		var ok bool
-		reset, sh, ok = k.try(key, info, t)
+		reset, sh, ok = k.try(key, info, t, false)
 		return reset, ok
 	})
 	if err == errPastDeadline {
@@ -212,11 +212,10 @@ func (k *Keyed) key(ctx context.Context, info bulwark.CallInfo) string {
 // on refusal it returns the refusal error, nil on admission.
 func (k *Keyed) decide(ctx context.Context, t time.Time) error {
 	info := bulwark.CallInfoFrom(ctx)
-	reset, sh, ok := k.try(k.key(ctx, info), info, t)
+	reset, sh, ok := k.try(k.key(ctx, info), info, t, true)
 	if ok {
 		return nil
 	}
-	k.counts.Add(slotLimited+info.Priority.Index(), 1)
 	return k.refusal(sh, info.Priority, reset)
 }
 
@@ -230,14 +229,16 @@ func (k *Keyed) refusal(sh *shared, p bulwark.Priority, reset time.Duration) err
 }
 
 // try takes a token at t for tier info.Priority of key's bucket, counting
-// an admission and recording its quota. It returns the shared bucket that
-// decided (nil for a key's own), and on refusal the time until the tier
-// could take a token.
-func (k *Keyed) try(key string, info bulwark.CallInfo, t time.Time) (time.Duration, *shared, bool) {
+// an admission (and a refusal when countLimited is true) and recording the
+// quota of an admission. It returns the shared bucket that decided (nil
+// for a key's own), and on refusal the time until the tier could take a
+// token.
+func (k *Keyed) try(key string, info bulwark.CallInfo, t time.Time, countLimited bool) (time.Duration, *shared, bool) {
 	i := info.Priority.Index()
 	var (
 		tokens float64
 		sh     *shared
+		s      *shard
 		ok     bool
 	)
 	if k.c.inf {
@@ -245,7 +246,7 @@ func (k *Keyed) try(key string, info bulwark.CallInfo, t time.Time) (time.Durati
 	} else {
 		for {
 			var b *bucket
-			b, sh = k.route(key, t)
+			b, sh, s = k.route(key, t)
 			var evicted bool
 			tokens, ok, evicted = b.take(&k.c, i, t, info.Quota != nil, false)
 			if !evicted {
@@ -256,8 +257,18 @@ func (k *Keyed) try(key string, info bulwark.CallInfo, t time.Time) (time.Durati
 			k.overflowed.Add(1)
 		}
 	}
+	slot := slotAllowed + i
+	if !ok {
+		slot = slotLimited + i
+	}
+	if ok || countLimited {
+		if s != nil {
+			s.n[slot].Add(1)
+		} else {
+			k.counts.Add(slot, 1)
+		}
+	}
 	if ok {
-		k.counts.Add(slotAllowed+i, 1)
 		if info.Quota != nil {
 			info.Quota.Record(k.c.quota(i, tokens))
 		}
@@ -266,32 +277,45 @@ func (k *Keyed) try(key string, info bulwark.CallInfo, t time.Time) (time.Durati
 	return k.c.reset(i, tokens), sh, false
 }
 
+// decisions returns the decision counts of every bucket, by slot.
+func (k *Keyed) decisions() (n [2 * bulwark.NumPriorities]int64) {
+	for i := range n {
+		n[i] = k.counts.Load(i)
+	}
+	for j := range k.shards {
+		for i := range n {
+			n[i] += k.shards[j].n[i].Load()
+		}
+	}
+	return n
+}
+
 func (k *Keyed) shard(key string) *shard {
 	return &k.shards[maphash.String(k.seed, key)&k.mask]
 }
 
-// route returns key's bucket, creating it when there is room; when there
-// is none, the overflow bucket. sh is the shared bucket it returned, if
-// any.
-func (k *Keyed) route(key string, t time.Time) (b *bucket, sh *shared) {
+// route returns key's bucket and its shard, creating the bucket when there
+// is room; when there is none, the overflow bucket. sh is the shared
+// bucket it returned, if any (with a nil shard).
+func (k *Keyed) route(key string, t time.Time) (b *bucket, sh *shared, s *shard) {
 	if key == "" {
-		return &k.noKey.b, &k.noKey
+		return &k.noKey.b, &k.noKey, nil
 	}
-	s := k.shard(key)
+	s = k.shard(key)
 	s.mu.RLock()
 	e := s.m[key]
 	s.mu.RUnlock()
 	if e != nil {
-		return &e.bucket, nil
+		return &e.bucket, nil, s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e = s.m[key]; e != nil {
-		return &e.bucket, nil
+		return &e.bucket, nil, s
 	}
 	full := len(s.heap) >= s.max
 	if full && !k.evictFull(s, t) {
-		return &k.over.b, &k.over
+		return &k.over.b, &k.over, nil
 	}
 	e = &entry{key: strings.Clone(key), fullAt: t}
 	e.init(&k.c)
@@ -307,7 +331,7 @@ func (k *Keyed) route(key string, t time.Time) (b *bucket, sh *shared) {
 		s.up(e.i)
 		k.keys.Add(1)
 	}
-	return &e.bucket, nil
+	return &e.bucket, nil, s
 }
 
 // evictFull looks for a bucket of s that is full at t. When it finds one,

@@ -61,8 +61,11 @@ func registerKeyed(k *Keyed, mp metric.MeterProvider) {
 	overflow := telemetry.Int64ObservableCounter(m, "bulwark.ratelimit.overflow",
 		"Decisions made by the shared overflow bucket because the key cap was reached.", "{decision}")
 	name := telemetry.NewSet(telemetry.KeyPolicyName.String(k.c.name))
+	sets := decisionSets(k.c.name)
 	k.reg = telemetry.Register(m, k, func(k *Keyed, o metric.Observer) {
-		k.counts.Observe(o, decisions)
+		for i, v := range k.decisions() {
+			o.ObserveInt64(decisions, v, sets[i].Observe...)
+		}
 		o.ObserveInt64(keys, k.keys.Load(), name.Observe...)
 		o.ObserveInt64(overflow, k.overflowed.Load(), name.Observe...)
 	}, decisions, keys, overflow)
