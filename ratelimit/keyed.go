@@ -35,8 +35,9 @@ import (
 // into shards (up to 64, of at least 512 keys each) that each hold an
 // equal part of the cap, so a new key may share the overflow bucket while
 // another shard still has room. Each shard keeps its buckets in a heap by
-// the earliest time each can be full again, so finding a full bucket costs
-// O(log n) and knowing there is none costs nothing.
+// the earliest time each can be full again: finding a full bucket costs
+// O(log n) per take since the last search, and knowing there is none
+// costs nothing.
 //
 // Refusals wrap [ErrLimited] and [bulwark.ErrRejected] (see [WithClass]). A
 // refusal by a key's own bucket allocates its [*LimitedError]; refusals by

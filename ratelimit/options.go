@@ -17,11 +17,11 @@ type optionFunc func(*options)
 
 func (f optionFunc) apply(o *options) { f(o) }
 
-// DefaultReserves are the default reserves, as fractions of the burst,
+// defaultReserves are the default reserves, as fractions of the burst,
 // indexed by [bulwark.Priority.Index]: a Sheddable call may take a token
 // only if half the burst stays for the tiers above it, SheddablePlus a
 // quarter, Critical 5 %, CriticalPlus nothing.
-var DefaultReserves = [bulwark.NumPriorities]float64{
+var defaultReserves = [bulwark.NumPriorities]float64{
 	0.50, // Sheddable
 	0.25, // SheddablePlus
 	0.05, // Critical
@@ -40,7 +40,7 @@ type options struct {
 }
 
 func newOptions(class error, opts []Option) options {
-	o := options{reserves: DefaultReserves, class: class, maxKeys: DefaultMaxKeys}
+	o := options{reserves: defaultReserves, class: class, maxKeys: DefaultMaxKeys}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.apply(&o)
@@ -57,8 +57,8 @@ func newOptions(class error, opts []Option) options {
 // WithReserve panics when p is not one of the four tiers or fraction is not
 // in [0, 1).
 //
-// Default: [DefaultReserves] (Sheddable 50 %, SheddablePlus 25 %, Critical
-// 5 %, CriticalPlus 0).
+// Default: Sheddable 50 %, SheddablePlus 25 %, Critical 5 %, CriticalPlus
+// 0.
 func WithReserve(p bulwark.Priority, fraction float64) Option {
 	if !p.Valid() {
 		panic("ratelimit: WithReserve: invalid priority " + p.String())
