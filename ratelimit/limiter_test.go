@@ -400,3 +400,24 @@ func TestInf(t *testing.T) {
 		t.Errorf("Keys() = %d, want 0: an infinite limit needs no buckets", k.Keys())
 	}
 }
+
+func TestSuccessDoesNotAllocate(t *testing.T) {
+	l := ratelimit.New("api", 1e9, 1<<30)
+	k := ratelimit.NewKeyed("api", 1e9, 1<<30)
+	ctx := context.Background()
+	keyed := bulwark.WithKey(ctx, "tenant")
+	_ = k.Do(keyed, okFn) // the key's bucket exists from here on
+	for _, tt := range []struct {
+		name string
+		give func()
+	}{
+		{"Limiter.Do", func() { _ = l.Do(ctx, okFn) }},
+		{"Limiter.Admit", func() { done, _ := l.Admit(ctx); done(nil) }},
+		{"Keyed.Do hit", func() { _ = k.Do(keyed, okFn) }},
+		{"Keyed.Do no key", func() { _ = k.Do(ctx, okFn) }},
+	} {
+		if allocs := testing.AllocsPerRun(100, tt.give); allocs != 0 {
+			t.Errorf("%s allocated %v times per call, want 0", tt.name, allocs)
+		}
+	}
+}
