@@ -69,17 +69,12 @@ func DryRun(p Policy, opts ...DryRunOption) Policy {
 	}
 	d := &dryRun{p: p}
 	name := telemetry.KeyPolicyName.String(o.name)
-	d.counts = telemetry.NewCounters(
+	d.counts = telemetry.ObservedCounters(telemetry.Meter(o.mp, ""), "bulwark.dryrun.would_refuse",
+		"Calls the wrapped policy would have refused; they ran anyway.", "{call}",
 		telemetry.NewSet(name, telemetry.KeyReason.String(reasonRejected)),
 		telemetry.NewSet(name, telemetry.KeyReason.String(reasonUnavailable)),
 		telemetry.NewSet(name, telemetry.KeyReason.String(reasonOther)),
 	)
-	m := telemetry.Meter(o.mp, "")
-	inst := telemetry.Int64ObservableCounter(m, "bulwark.dryrun.would_refuse",
-		"Calls the wrapped policy would have refused; they ran anyway.", "{call}")
-	d.reg = telemetry.Register(m, d.counts, func(c *telemetry.Counters, o metric.Observer) {
-		c.Observe(o, inst)
-	}, inst)
 	if a, ok := p.(Admitter); ok {
 		return &dryRunAdmitter{dryRun: d, a: a}
 	}
@@ -89,7 +84,6 @@ func DryRun(p Policy, opts ...DryRunOption) Policy {
 type dryRun struct {
 	p      Policy
 	counts *telemetry.Counters
-	reg    *telemetry.Registration
 }
 
 func (d *dryRun) count(err error) {

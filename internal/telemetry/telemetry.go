@@ -100,6 +100,7 @@ func NewSet(kv ...attribute.KeyValue) Set {
 type Counters struct {
 	vals []paddedInt64
 	sets []Set
+	reg  *Registration // set by ObservedCounters
 }
 
 type paddedInt64 struct {
@@ -124,6 +125,21 @@ func (c *Counters) Observe(o metric.Observer, inst metric.Int64Observable) {
 		o.ObserveInt64(inst, c.vals[i].Load(), c.sets[i].Observe...)
 	}
 }
+
+// ObservedCounters makes one count per set and exports them through a new
+// Int64ObservableCounter named name, registered with the counts as the
+// weakly held owner: the registration ends when the counts are dropped or
+// when Unregister is called.
+func ObservedCounters(m metric.Meter, name, desc, unit string, sets ...Set) *Counters {
+	c := NewCounters(sets...)
+	inst := Int64ObservableCounter(m, name, desc, unit)
+	c.reg = Register(m, c, func(c *Counters, o metric.Observer) { c.Observe(o, inst) }, inst)
+	return c
+}
+
+// Unregister ends the registration of counts made by [ObservedCounters];
+// it does nothing for others.
+func (c *Counters) Unregister() { c.reg.Unregister() }
 
 // Int64ObservableCounter creates an observable counter, reporting an error
 // to otel.Handle and falling back to a no-op instrument.

@@ -43,6 +43,22 @@ func collect(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]in
 	return got
 }
 
+func TestObservedCounters(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer mp.Shutdown(context.Background())
+	c := ObservedCounters(Meter(mp, "test"), "bulwark.test.calls", "test", "{call}",
+		NewSet(KeyOutcome.String(OutcomeSuccess)), NewSet(KeyOutcome.String(OutcomeRefused)))
+	c.Add(1, 2)
+	if got := collect(t, r, "bulwark.test.calls"); got[OutcomeRefused] != 2 || got[OutcomeSuccess] != 0 || len(got) != 2 {
+		t.Errorf("collected %v, want refused 2, success 0", got)
+	}
+	c.Unregister()
+	if got := collect(t, r, "bulwark.test.calls"); len(got) != 0 {
+		t.Errorf("after Unregister collected %v, want nothing", got)
+	}
+}
+
 func newOwner(m metric.Meter, inst metric.Int64ObservableCounter) (*owner, *Registration) {
 	o := &owner{counts: NewCounters(NewSet(KeyOutcome.String(OutcomeSuccess)), NewSet(KeyOutcome.String(OutcomeFailure)))}
 	reg := Register(m, o, func(o *owner, obs metric.Observer) { o.counts.Observe(obs, inst) }, inst)
