@@ -21,7 +21,10 @@
 // which errors count, and [WithSlowCall] to count slow successes); a
 // downstream's bulwark.ErrRemoteRejected counts as a success (one tenant's
 // quota must not open the breaker for everyone); the caller's own
-// cancellation and an inner policy's refusal are not counted at all.
+// cancellation and an inner policy's refusal are not counted at all. A
+// context ended by bulwark's own deadline (its cause is bulwark.ErrTimeout,
+// as with a per-attempt timeout set outside the breaker) is a failure, not
+// the caller's cancellation.
 //
 // A [Group] keeps one breaker per key (a host, a tenant) with bounded memory.
 //
@@ -458,7 +461,14 @@ func (a *admission) done(err error) {
 func (b *Breaker) classify(ctx context.Context, err error, start time.Duration) int {
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
-			return outIgnored // the caller went away
+			cause := context.Cause(ctx)
+			if !errors.Is(cause, bulwark.ErrTimeout) {
+				return outIgnored // the caller went away
+			}
+			// Our own deadline, set outside the breaker (a Retrier's
+			// per-attempt timeout, Chain(bulwark.Timeout(d), b)): a
+			// failure, which the classifier sees as bulwark.ErrTimeout.
+			err = cause
 		}
 		if bulwark.IsRefusal(err) {
 			return outIgnored // an inner policy refused: nothing ran

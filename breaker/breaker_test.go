@@ -107,8 +107,9 @@ func TestConsecutiveFailures(t *testing.T) {
 	}
 }
 
+type counted struct{ success, failure, excluded uint32 }
+
 func TestClassification(t *testing.T) {
-	type counted struct{ success, failure, excluded uint32 }
 	cancelled := func(ctx context.Context, cancel context.CancelFunc) error {
 		cancel()
 		return ctx.Err()
@@ -669,5 +670,67 @@ func TestChainRefusalIsNotCounted(t *testing.T) {
 	}
 	if c := b.Counts(); c.Excluded != 6 || c.Failures != 0 || b.State() != StateClosed {
 		t.Errorf("Counts() = %+v, state %v; want 6 excluded, closed", c, b.State())
+	}
+}
+
+// A per-attempt timeout set outside the breaker (retry.WithPerAttemptTimeout,
+// or Chain(bulwark.Timeout(d), breaker)) ends the breaker's own context with
+// bulwark.ErrTimeout as its cause: that is our timeout, a failure, not the
+// caller going away.
+func TestOwnTimeoutOutsideIsFailure(t *testing.T) {
+	waitDone := func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	tests := []struct {
+		name string
+		give func(b *Breaker) error
+		want counted
+	}{
+		{"Chain(Timeout, breaker).Do", func(b *Breaker) error {
+			return bulwark.Chain(bulwark.Timeout(time.Second), b).Do(context.Background(), waitDone)
+		}, counted{failure: 1}},
+		{"Do under a context ended by ErrTimeout", func(b *Breaker) error {
+			ctx, cancel := context.WithTimeoutCause(context.Background(), time.Second, bulwark.ErrTimeout)
+			defer cancel()
+			return b.Do(ctx, waitDone)
+		}, counted{failure: 1}},
+		{"Admit under a context ended by ErrTimeout", func(b *Breaker) error {
+			ctx, cancel := context.WithTimeoutCause(context.Background(), time.Second, bulwark.ErrTimeout)
+			defer cancel()
+			done, err := b.Admit(ctx)
+			if err != nil {
+				return err
+			}
+			err = waitDone(ctx)
+			done(err)
+			return err
+		}, counted{failure: 1}},
+		{"the caller's own deadline stays ignored", func(b *Breaker) error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return b.Do(ctx, waitDone)
+		}, counted{excluded: 1}},
+		{"the caller's cancellation with a cause stays ignored", func(b *Breaker) error {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			return b.Do(ctx, func(ctx context.Context) error {
+				cancel(errBoom)
+				return ctx.Err()
+			})
+		}, counted{excluded: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := New("own-timeout")
+				if err := tt.give(b); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					t.Fatalf("Do() = %v, want a context error", err)
+				}
+				c := b.Counts()
+				if got := (counted{c.Successes, c.Failures, c.Excluded}); got != tt.want {
+					t.Errorf("counted %+v, want %+v", got, tt.want)
+				}
+			})
+		})
 	}
 }

@@ -187,8 +187,11 @@ func WithProbes(n int) Option {
 // error is a failure (true) or counts as a success (false). It is not asked
 // about the calls a breaker never counts: those the caller cancelled
 // (ctx.Err() != nil and errors.Is(err, ctx.Err())) and refusals by inner
-// policies (bulwark.ErrRejected, bulwark.ErrUnavailable). A nil f is
-// ignored.
+// policies (bulwark.ErrRejected, bulwark.ErrUnavailable). A call whose
+// context was ended by a bulwark deadline set outside the breaker
+// (context.Cause is bulwark.ErrTimeout: a Retrier's per-attempt timeout) is
+// not the caller's cancellation: f is asked about bulwark.ErrTimeout. A nil
+// f is ignored.
 //
 // Default: every error is a failure except bulwark.ErrRemoteRejected (a
 // downstream's 429), so bulwark.ErrRemoteUnavailable, bulwark.ErrTimeout and
