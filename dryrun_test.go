@@ -5,46 +5,27 @@ import (
 	"errors"
 	"testing"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 func refuse(err error) bulwark.Policy {
 	return bulwark.PolicyFunc(func(context.Context, func(context.Context) error) error { return err })
 }
 
-// wouldRefuse collects bulwark.dryrun.would_refuse by reason.
-func wouldRefuse(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+// wouldRefuse reads bulwark.dryrun.would_refuse of the dry run named
+// "trial", by reason.
+func wouldRefuse(r *metrictest.Reader) map[string]int64 {
 	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != "bulwark.dryrun.would_refuse" {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				reason, _ := dp.Attributes.Value("bulwark.reason")
-				name, _ := dp.Attributes.Value("bulwark.policy.name")
-				if name.AsString() != "trial" {
-					t.Errorf("bulwark.policy.name = %q, want trial", name.AsString())
-				}
-				got[reason.AsString()] = dp.Value
-			}
-		}
+	for _, reason := range []string{"rejected", "unavailable", "other"} {
+		got[reason] = r.Int64("bulwark.dryrun.would_refuse")[metrictest.Key("bulwark.policy.name", "trial", "bulwark.reason", reason)]
 	}
 	return got
 }
 
 func TestDryRun(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	reader := metrictest.New(t)
+	mp := reader.Provider
 
 	t.Run("RefusingPolicyRunsFnOnce", func(t *testing.T) {
 		p := bulwark.DryRun(refuse(bulwark.ErrUnavailable), bulwark.WithDryRunName("trial"), bulwark.WithDryRunMeterProvider(mp))
@@ -53,7 +34,7 @@ func TestDryRun(t *testing.T) {
 		if err != nil || calls != 1 {
 			t.Errorf("Do() = %v after %d calls, want nil after 1", err, calls)
 		}
-		if got := wouldRefuse(t, reader)["unavailable"]; got != 1 {
+		if got := wouldRefuse(reader)["unavailable"]; got != 1 {
 			t.Errorf("would_refuse{unavailable} = %d, want 1", got)
 		}
 	})
@@ -69,7 +50,7 @@ func TestDryRun(t *testing.T) {
 		if err != want || calls != 1 {
 			t.Errorf("Do() = %v after %d calls, want %v after 1", err, calls, want)
 		}
-		if got := wouldRefuse(t, reader)["rejected"]; got != 0 {
+		if got := wouldRefuse(reader)["rejected"]; got != 0 {
 			t.Errorf("would_refuse{rejected} = %d, want 0", got)
 		}
 	})
@@ -83,7 +64,7 @@ func TestDryRun(t *testing.T) {
 		if called || !errors.Is(err, context.Canceled) {
 			t.Errorf("Do() = %v, called = %v; want Canceled without calling fn", err, called)
 		}
-		if got := wouldRefuse(t, reader)["other"]; got != 0 {
+		if got := wouldRefuse(reader)["other"]; got != 0 {
 			t.Errorf("would_refuse{other} = %d, want 0", got)
 		}
 	})
@@ -100,7 +81,7 @@ func TestDryRun(t *testing.T) {
 			t.Fatalf("Admit() = %v, want admission", err)
 		}
 		done(nil)
-		if got := wouldRefuse(t, reader)["rejected"]; got != 1 {
+		if got := wouldRefuse(reader)["rejected"]; got != 1 {
 			t.Errorf("would_refuse{rejected} = %d, want 1", got)
 		}
 	})
