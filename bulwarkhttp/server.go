@@ -122,7 +122,10 @@ type serveState struct {
 	ww     http.ResponseWriter
 	next   httpsnoop.WriteHeaderFunc
 	status int
-	quota  bulwark.QuotaRecorder
+	// quota is this request's own recorder (WithRateLimitHeaders): it is
+	// put into the request's context, which may outlive the request, so
+	// it is never pooled.
+	quota *bulwark.QuotaRecorder
 
 	ran      atomic.Bool // the handler started
 	finished atomic.Bool // the handler returned; err is set
@@ -163,7 +166,7 @@ func (s *serveState) run(ctx context.Context) error {
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
-	if s.h.o.rateLimitHdrs {
+	if s.quota != nil {
 		if q, ok := s.quota.Quota(); ok {
 			setQuotaHeaders(s.ww.Header(), q)
 		}
@@ -199,9 +202,8 @@ func (h *handler) put(s *serveState) {
 	if h.noReuse {
 		return
 	}
-	s.r, s.ww, s.next, s.err = nil, nil, nil, nil
+	s.r, s.ww, s.next, s.err, s.quota = nil, nil, nil, nil, nil
 	s.status = 0
-	s.quota = bulwark.QuotaRecorder{}
 	s.ran.Store(false)
 	s.finished.Store(false)
 	h.pool.Put(s)
@@ -237,7 +239,8 @@ func (h *handler) callInfo(r *http.Request, s *serveState) (bulwark.CallInfo, bo
 		}
 	}
 	if h.o.rateLimitHdrs {
-		info.Quota = &s.quota
+		s.quota = new(bulwark.QuotaRecorder)
+		info.Quota = s.quota
 		changed = true
 	}
 	return info, changed

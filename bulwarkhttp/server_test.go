@@ -696,3 +696,26 @@ func TestMiddlewareConcurrentPolicyServesOnce(t *testing.T) {
 		t.Errorf("handler ran %d times for 5 requests, want 5", calls)
 	}
 }
+
+func TestMiddlewareQuotaRecorderIsPerRequest(t *testing.T) {
+	// A request's context may outlive it (a background job keeps it): a
+	// rate limit admitting work under that context later must not reach
+	// another request's RateLimit headers.
+	var kept context.Context
+	h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kept = r.Context()
+	}), passThrough, bulwarkhttp.WithRateLimitHeaders(true))
+	stale := bulwark.Quota{Name: "stale", Limit: 1, Remaining: 0}
+	for i := range 20 {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/", nil))
+		if got := rr.Header().Get("RateLimit"); got != "" {
+			t.Fatalf("request %d: RateLimit = %q, want none (another request's quota leaked)", i+1, got)
+		}
+		rec := bulwark.CallInfoFrom(kept).Quota
+		if rec == nil {
+			t.Fatal("no QuotaRecorder in the handler's context")
+		}
+		rec.Record(stale)
+	}
+}
