@@ -41,8 +41,12 @@ func newClient(fn string, p bulwark.Policy, opts []Option) *client {
 }
 
 // outgoing adds the attempt number and, unless told not to, the effective
-// tier to the outgoing metadata of one attempt.
+// tier to the outgoing metadata of one attempt, in place of any value the
+// caller's outgoing metadata already had (a proxy forwarding its incoming
+// metadata would otherwise pass the raw tier on, first, to a downstream
+// that reads the first value).
 func (c *client) outgoing(ctx context.Context, method string) context.Context {
+	ctx = withoutOwnMetadata(ctx)
 	info := bulwark.CallInfoFrom(ctx)
 	attempt := "1"
 	if info.Attempt > 1 {
@@ -56,6 +60,21 @@ func (c *client) outgoing(ctx context.Context, method string) context.Context {
 		p = bulwark.Critical
 	}
 	return metadata.AppendToOutgoingContext(ctx, MetadataPriority, p.String(), MetadataAttempt, attempt)
+}
+
+// withoutOwnMetadata returns ctx without bulwark-priority and
+// bulwark-attempt in its outgoing metadata. It costs a context lookup when
+// ctx has no outgoing metadata, and copies the metadata only when it has
+// one of the two.
+func withoutOwnMetadata(ctx context.Context) context.Context {
+	if metadata.ValueFromOutgoingContext(ctx, MetadataPriority) == nil &&
+		metadata.ValueFromOutgoingContext(ctx, MetadataAttempt) == nil {
+		return ctx
+	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md.Delete(MetadataPriority)
+	md.Delete(MetadataAttempt)
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 // policyError is what the policies see of err, the error of one downstream

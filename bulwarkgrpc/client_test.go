@@ -429,3 +429,47 @@ func TestClientCallerDeadlineIsIgnored(t *testing.T) {
 		t.Errorf("ignored = %d, want 5", got)
 	}
 }
+
+func TestClientReplacesCallerMetadata(t *testing.T) {
+	// A proxy that forwards its incoming metadata as outgoing must not
+	// pass the raw tier (or attempt) on next to the effective one: the
+	// downstream would read the first value, a critical-plus its caller
+	// was not trusted with, or a tier the propagation predicate withholds.
+	tests := []struct {
+		name         string
+		opts         []bulwarkgrpc.Option
+		wantPriority []string
+	}{
+		{name: "propagated", wantPriority: []string{"critical"}},
+		{name: "not propagated", opts: []bulwarkgrpc.Option{bulwarkgrpc.WithPriorityPropagation(
+			func(context.Context, string) bool { return false })}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := make(chan metadata.MD, 1)
+			svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+				md, _ := metadata.FromIncomingContext(ctx)
+				got <- md
+				return &testpb.SimpleResponse{}, nil
+			}}
+			h := start(t, svc, nil, clientOpts(bulwark.Chain(), tt.opts...))
+			ctx := metadata.NewOutgoingContext(context.Background(), metadata.Pairs(
+				bulwarkgrpc.MetadataPriority, "critical-plus", bulwarkgrpc.MetadataAttempt, "5", "x-other", "kept"))
+			ctx = metadata.AppendToOutgoingContext(ctx, bulwarkgrpc.MetadataPriority, "sheddable")
+			ctx = bulwark.WithCallInfo(ctx, bulwark.CallInfo{Priority: bulwark.Critical, Attempt: 2})
+			if _, err := h.client.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			md := <-got
+			if p := md.Get(bulwarkgrpc.MetadataPriority); fmt.Sprint(p) != fmt.Sprint(tt.wantPriority) {
+				t.Errorf("bulwark-priority = %q, want %q", p, tt.wantPriority)
+			}
+			if a := md.Get(bulwarkgrpc.MetadataAttempt); fmt.Sprint(a) != "[2]" {
+				t.Errorf("bulwark-attempt = %q, want [2]", a)
+			}
+			if o := md.Get("x-other"); fmt.Sprint(o) != "[kept]" {
+				t.Errorf("x-other = %q, want [kept]", o)
+			}
+		})
+	}
+}

@@ -40,7 +40,9 @@
 // [UnaryClientInterceptor] runs each call under a policy (retry, breaker,
 // bulkhead, per-attempt timeout). Every attempt sends the effective tier as
 // bulwark-priority (unless [WithPriorityPropagation] says not to) and the
-// 1-based attempt number ([bulwark.AttemptFrom]) as bulwark-attempt. The
+// 1-based attempt number ([bulwark.AttemptFrom]) as bulwark-attempt, in
+// place of any value of either in the caller's outgoing metadata (a proxy
+// that forwards its incoming metadata never passes a raw tier on). The
 // reserved grpc-previous-rpc-attempts header is never written: grpc-go sets
 // it for its own transparent and configured retries, and a server may read
 // both.
