@@ -56,9 +56,11 @@ type problem struct {
 // when err carries a hint ([bulwark.RetryAfter]); the RateLimit and
 // RateLimit-Policy headers when err carries a quota ([bulwark.QuotaFrom]),
 // in which case Retry-After is at least the quota's reset; and an RFC 9457
-// application/problem+json body {type, title, status, detail}. The detail
-// is err's message for a class error and a fixed text otherwise, so an
-// unexpected error's text does not leak to clients. err must not be nil.
+// application/problem+json body {type, title, status, detail}. The detail is err's message for a local refusal
+// ([bulwark.ErrRejected], [bulwark.ErrUnavailable]: a policy's own
+// message) and a fixed text otherwise, so that a downstream's or an
+// unexpected error's text (hosts, addresses) does not leak to clients.
+// err must not be nil.
 func WriteError(w http.ResponseWriter, err error) {
 	status := StatusCode(err)
 	h := w.Header()
@@ -75,21 +77,30 @@ func WriteError(w http.ResponseWriter, err error) {
 	if retry > 0 {
 		h.Set(headerRetryAfter, strconv.FormatInt(retry, 10))
 	}
-	detail := "the request could not be served"
-	if status != http.StatusInternalServerError {
-		detail = err.Error()
-	}
 	body, _ := json.Marshal(problem{
 		Type:   "about:blank",
 		Title:  http.StatusText(status),
 		Status: status,
-		Detail: detail,
+		Detail: problemDetail(err, status),
 	})
 	h.Del("Content-Length")
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// problemDetail is the detail of the problem body for err.
+func problemDetail(err error, status int) string {
+	switch {
+	case bulwark.IsRefusal(err):
+		return err.Error()
+	case status == http.StatusInternalServerError:
+		return "the request could not be served"
+	case errors.Is(err, bulwark.ErrTimeout):
+		return "the request timed out"
+	}
+	return "a service this request depends on is unavailable"
 }
 
 // ceilSeconds rounds d up to whole seconds, at least 1.

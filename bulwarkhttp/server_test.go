@@ -69,9 +69,9 @@ func TestMiddlewareRefusalMapping(t *testing.T) {
 	}{
 		{"ErrRejected", &refusal{class: bulwark.ErrRejected}, http.StatusTooManyRequests, "test: refused: bulwark: rejected"},
 		{"ErrUnavailable", &refusal{class: bulwark.ErrUnavailable}, http.StatusServiceUnavailable, "test: refused: bulwark: unavailable"},
-		{"ErrRemoteRejected", fmt.Errorf("call: %w", bulwark.ErrRemoteRejected), http.StatusServiceUnavailable, "call: bulwark: remote rejected"},
-		{"ErrRemoteUnavailable", fmt.Errorf("call: %w", bulwark.ErrRemoteUnavailable), http.StatusServiceUnavailable, "call: bulwark: remote unavailable"},
-		{"ErrTimeout", bulwark.ErrTimeout, http.StatusServiceUnavailable, "bulwark: timeout"},
+		{"ErrRemoteRejected", fmt.Errorf("call: %w", bulwark.ErrRemoteRejected), http.StatusServiceUnavailable, "a service this request depends on is unavailable"},
+		{"ErrRemoteUnavailable", fmt.Errorf("call: %w", bulwark.ErrRemoteUnavailable), http.StatusServiceUnavailable, "a service this request depends on is unavailable"},
+		{"ErrTimeout", bulwark.ErrTimeout, http.StatusServiceUnavailable, "the request timed out"},
 		{"other", other, http.StatusInternalServerError, "the request could not be served"},
 	}
 	for _, tt := range tests {
@@ -717,5 +717,40 @@ func TestMiddlewareQuotaRecorderIsPerRequest(t *testing.T) {
 			t.Fatal("no QuotaRecorder in the handler's context")
 		}
 		rec.Record(stale)
+	}
+}
+
+func TestWriteErrorDetailDoesNotLeak(t *testing.T) {
+	// The detail of a downstream's failure or of a timeout names internal
+	// hosts and errors: it must not reach the client. Local refusals keep
+	// their own (fixed) messages.
+	secret := "dial tcp 10.1.2.3:5432: connect: connection refused"
+	tests := []struct {
+		name       string
+		give       error
+		wantStatus int
+		wantDetail string
+	}{
+		{"ErrRemoteUnavailable", fmt.Errorf("%s: %w", secret, bulwark.ErrRemoteUnavailable), 503, "a service this request depends on is unavailable"},
+		{"ErrRemoteRejected", fmt.Errorf("%s: %w", secret, bulwark.ErrRemoteRejected), 503, "a service this request depends on is unavailable"},
+		{"ErrTimeout", fmt.Errorf("%s: %w", secret, bulwark.ErrTimeout), 503, "the request timed out"},
+		{"other", errors.New(secret), 500, "the request could not be served"},
+		{"local refusal", &refusal{class: bulwark.ErrRejected}, 429, "test: refused: bulwark: rejected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rr := httptest.NewRecorder()
+			bulwarkhttp.WriteError(rr, tt.give)
+			var p problemBody
+			if err := json.Unmarshal(rr.Body.Bytes(), &p); err != nil {
+				t.Fatalf("body %q: %v", rr.Body, err)
+			}
+			if rr.Code != tt.wantStatus || p.Status != tt.wantStatus || p.Detail != tt.wantDetail {
+				t.Errorf("got %d %+v, want %d with detail %q", rr.Code, p, tt.wantStatus, tt.wantDetail)
+			}
+			if strings.Contains(rr.Body.String(), "10.1.2.3") {
+				t.Errorf("body %q leaks the internal error", rr.Body)
+			}
+		})
 	}
 }
