@@ -734,3 +734,29 @@ func TestOwnTimeoutOutsideIsFailure(t *testing.T) {
 		})
 	}
 }
+
+// The allocation target for the success path: no more than the
+// one allocation of gobreaker's TwoStepCircuitBreaker (its done closure),
+// with an SDK MeterProvider, for a Breaker and a Group member.
+func TestSuccessAllocatesAtMostGobreaker(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	c := newCollector(t)
+	ctx := context.Background()
+	b := New("allocs", WithMeterProvider(c.mp))
+	g := NewGroup("allocs", WithMeterProvider(c.mp))
+	kctx := bulwark.WithKey(ctx, "host")
+	_ = g.Do(kctx, succeed)
+	for _, tt := range []struct {
+		name string
+		give func()
+	}{
+		{"Breaker", func() { _ = b.Do(ctx, succeed) }},
+		{"Group", func() { _ = g.Do(kctx, succeed) }},
+	} {
+		if n := testing.AllocsPerRun(1000, tt.give); n > 1 {
+			t.Errorf("%s: successful Do allocates %v times, want ≤ 1", tt.name, n)
+		}
+	}
+}

@@ -593,3 +593,27 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 }
+
+// The allocation target, held by a test rather than read off a
+// benchmark: a first attempt that succeeds allocates nothing in the policy,
+// with an SDK MeterProvider, a per-attempt timeout aside.
+func TestFirstAttemptSuccessAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	ctx := context.Background()
+	fn := func(context.Context) error { return nil }
+	for _, tt := range []struct {
+		name string
+		give *retry.Retrier
+	}{
+		{"default", retry.New(retry.WithMeterProvider(mp))},
+		{"budget", retry.New(retry.WithMeterProvider(mp), retry.WithBudget(retry.NewBudget()))},
+		{"max elapsed", retry.New(retry.WithMeterProvider(mp), retry.WithMaxElapsed(time.Second))},
+	} {
+		if n := testing.AllocsPerRun(1000, func() { _ = tt.give.Do(ctx, fn) }); n != 0 {
+			t.Errorf("%s: Do() of a first-attempt success allocates %v times, want 0", tt.name, n)
+		}
+	}
+}
