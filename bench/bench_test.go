@@ -1,6 +1,9 @@
 package bench
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func BenchmarkStack(b *testing.B)     { runGroup(b, "Stack") }
 func BenchmarkBreaker(b *testing.B)   { runGroup(b, "Breaker") }
@@ -8,6 +11,18 @@ func BenchmarkBulkhead(b *testing.B)  { runGroup(b, "Bulkhead") }
 func BenchmarkRateLimit(b *testing.B) { runGroup(b, "RateLimit") }
 func BenchmarkRetry(b *testing.B)     { runGroup(b, "Retry") }
 func BenchmarkHTTP(b *testing.B)      { runGroup(b, "HTTP") }
+
+var sinkTime time.Time
+
+// BenchmarkClock is one clock read, for scale: every policy reads the
+// clock at least once per call, and on virtual machines a read can cost
+// more than the rest of a policy's work.
+func BenchmarkClock(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkTime = time.Now()
+	}
+}
 
 // runGroup runs every scenario of the group on one goroutine, then on
 // GOMAXPROCS goroutines (name/parallel).
