@@ -62,6 +62,12 @@ type problem struct {
 // unexpected error's text (hosts, addresses) does not leak to clients.
 // err must not be nil.
 func WriteError(w http.ResponseWriter, err error) {
+	writeError(w, err, false)
+}
+
+// writeError is [WriteError]; for a HEAD request it writes the headers
+// only, with the Content-Length the GET would have.
+func writeError(w http.ResponseWriter, err error, head bool) {
 	status := StatusCode(err)
 	h := w.Header()
 	var retry int64
@@ -83,11 +89,18 @@ func WriteError(w http.ResponseWriter, err error) {
 		Status: status,
 		Detail: problemDetail(err, status),
 	})
-	h.Del("Content-Length")
+	if head {
+		// What net/http would compute for the GET, which it cannot here.
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	} else {
+		h.Del("Content-Length")
+	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	if !head {
+		_, _ = w.Write(body)
+	}
 }
 
 // problemDetail is the detail of the problem body for err.

@@ -295,7 +295,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.o.reject != nil {
 			h.o.reject(w, r, err)
 		} else {
-			WriteError(w, err)
+			writeError(w, err, r.Method == http.MethodHead)
 		}
 	}
 	h.put(s)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -752,5 +753,35 @@ func TestWriteErrorDetailDoesNotLeak(t *testing.T) {
 				t.Errorf("body %q leaks the internal error", rr.Body)
 			}
 		})
+	}
+}
+
+func TestMiddlewareHeadRefusalHasNoBody(t *testing.T) {
+	h := bulwarkhttp.Handler(okHandler, refuse(&refusal{class: bulwark.ErrUnavailable}))
+	getRec := httptest.NewRecorder()
+	h.ServeHTTP(getRec, httptest.NewRequest(http.MethodGet, "/", nil))
+	headRec := httptest.NewRecorder()
+	h.ServeHTTP(headRec, httptest.NewRequest(http.MethodHead, "/", nil))
+	if headRec.Code != 503 || headRec.Body.Len() != 0 {
+		t.Errorf("HEAD: %d with a %d-byte body, want 503 and no body", headRec.Code, headRec.Body.Len())
+	}
+	if got, want := headRec.Header().Get("Content-Type"), getRec.Header().Get("Content-Type"); got != want {
+		t.Errorf("HEAD Content-Type = %q, want GET's %q", got, want)
+	}
+	if got, want := headRec.Header().Get("Content-Length"), strconv.Itoa(getRec.Body.Len()); got != want {
+		t.Errorf("HEAD Content-Length = %q, want the GET body's %q", got, want)
+	}
+	// On the wire, HEAD gets the headers GET gets.
+	srv, c := serve(t, h)
+	gresp, _ := get(t, c, srv.URL, nil)
+	hresp, err := c.Head(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hresp.Body.Close()
+	if hresp.StatusCode != 503 || hresp.Header.Get("Content-Type") != "application/problem+json" ||
+		hresp.ContentLength != gresp.ContentLength {
+		t.Errorf("HEAD over the wire: %d %q length %d, want 503 application/problem+json length %d",
+			hresp.StatusCode, hresp.Header.Get("Content-Type"), hresp.ContentLength, gresp.ContentLength)
 	}
 }
