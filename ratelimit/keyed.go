@@ -66,6 +66,12 @@ type shard struct {
 	heap []*entry
 	// max is this shard's part of the cap.
 	max int
+	// evictedAt is the latest instant at which a bucket of the shard was
+	// found full and evicted. A new bucket has seen it: an evicted key
+	// that comes back with an earlier time (callers race to the table, or
+	// AllowAt is given times out of order) then gets what its old bucket,
+	// full at that instant, would have given, not a bucket full earlier.
+	evictedAt time.Time
 	// n counts the decisions of the shard's own buckets, by slot: spread
 	// over shards, the counts of concurrent calls rarely share a line.
 	n [2 * bulwark.NumPriorities]atomic.Int64
@@ -128,7 +134,8 @@ func (k *Keyed) Allow(ctx context.Context) bool {
 
 // AllowAt reports whether a call with ctx's key and priority may happen at
 // t, and takes a token if it may. Times earlier than one the key's bucket
-// has already seen count as that one.
+// has already seen count as that one; a bucket made after an eviction has
+// seen the instant of that eviction.
 func (k *Keyed) AllowAt(ctx context.Context, t time.Time) bool {
 	info := bulwark.CallInfoFrom(ctx)
 	_, _, ok := k.try(k.key(ctx, info), info, t, true)
@@ -318,8 +325,13 @@ func (k *Keyed) route(key string, t time.Time) (b *bucket, sh *shared, s *shard)
 	if full && !k.evictFull(s, t) {
 		return &k.over.b, &k.over, nil
 	}
-	e = &entry{key: strings.Clone(key), fullAt: t}
+	at := t
+	if at.Before(s.evictedAt) {
+		at = s.evictedAt
+	}
+	e = &entry{key: strings.Clone(key), fullAt: at}
 	e.init(&k.c)
+	e.last = at
 	s.m[e.key] = e
 	if full {
 		// The evicted entry was the root: the new one takes its place.
@@ -358,6 +370,9 @@ func (k *Keyed) evictFull(s *shard, t time.Time) bool {
 		tokens := e.lim.TokensAt(bt)
 		if tokens >= burst {
 			e.evicted = true
+			if bt.After(s.evictedAt) {
+				s.evictedAt = bt
+			}
 			e.mu.Unlock()
 			delete(s.m, e.key)
 			return true

@@ -214,3 +214,33 @@ func TestKeyedMillionKeys(t *testing.T) {
 	}
 	runtime.KeepAlive(k)
 }
+
+// TestKeyedEvictionTimeGoesBack: a key evicted at a late instant that comes
+// back with an earlier one (callers race to the table, or AllowAt is given
+// times out of order) must not get a bucket that lets it exceed burst +
+// limit × elapsed: its new bucket has seen the instant of the eviction, as
+// the old one had.
+func TestKeyedEvictionTimeGoesBack(t *testing.T) {
+	k := ratelimit.NewKeyed("back", 1, 2, ratelimit.WithMaxKeys(2))
+	admitted := takeAll(k, "a", t0)
+	if admitted != 2 {
+		t.Fatalf("a took %d at t0, want 2", admitted)
+	}
+	if !k.AllowAt(keyCtx("c"), t0) {
+		t.Fatal("c refused at t0, want admitted")
+	}
+	// At +3s a is full again: x evicts it.
+	if !k.AllowAt(keyCtx("x"), t0.Add(3*time.Second)) {
+		t.Fatal("x refused at +3s, want admitted")
+	}
+	// a comes back at +1s (c, full by then, is evicted for it), then at
+	// +3.5s.
+	admitted += takeAll(k, "a", t0.Add(time.Second))
+	admitted += takeAll(k, "a", t0.Add(3500*time.Millisecond))
+	if k.Keys() != 2 {
+		t.Fatalf("Keys() = %d, want 2 (x and a): a must have had a bucket of its own", k.Keys())
+	}
+	if admitted > 5 {
+		t.Errorf("a admitted %d times within 3.5 s, want at most burst + limit × 3.5 s = 5.5", admitted)
+	}
+}
