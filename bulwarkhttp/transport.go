@@ -45,7 +45,8 @@ import (
 // cancel the body read. When p is a [bulwark.Admitter] (a chain of
 // admission policies: breaker, bulkhead, rate limit), the Transport uses
 // Admit instead of Do and holds admission until the body is closed or read
-// to EOF, reporting the answer's class (or a read error) to done. A p that
+// to EOF (a response without a body, http.NoBody, releases it at once),
+// reporting the answer's class (or a read error) to done. A p that
 // is not an Admitter (it contains a retry or a timeout) covers the exchange
 // up to the headers only; to cover bodies as well, stack two:
 //
@@ -331,6 +332,18 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 	var ferr error
 	if se := newStatusError(resp, n, replay, time.Now()); se != nil {
 		ferr = se
+	}
+	if resp.Body == http.NoBody {
+		// No body (HEAD, 204, 304): the exchange ends with the
+		// headers, whether or not the caller closes http.NoBody.
+		if cancel != nil {
+			stopC()
+			cancel(nil)
+		}
+		if done != nil {
+			done(ferr)
+		}
+		return resp, ferr
 	}
 	if cancel != nil || done != nil {
 		resp.Body = wrapBody(resp.Body, cancel, stopC, done, ferr)

@@ -638,3 +638,45 @@ func TestTransportConcurrentAttempts(t *testing.T) {
 		t.Errorf("body = %q, want one attempt's", got)
 	}
 }
+
+func TestTransportNoBodyReleasesAtOnce(t *testing.T) {
+	// A response without a body (HEAD, 204, 304) is finished when its
+	// headers arrive: callers rarely close http.NoBody, and the permit
+	// must not wait for them.
+	tests := []struct {
+		name   string
+		method string
+		status int
+	}{
+		{"HEAD", http.MethodHead, 200},
+		{"204", http.MethodGet, http.StatusNoContent},
+		{"HEAD 503", http.MethodHead, 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, c := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+			}))
+			g := &gate{limit: 1}
+			req, _ := http.NewRequest(tt.method, srv.URL, nil)
+			resp, err := (&http.Client{Transport: bulwarkhttp.Transport(g, c.Transport)}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Body != http.NoBody {
+				t.Errorf("Body = %T, want http.NoBody kept", resp.Body)
+			}
+			n, results := g.state()
+			if n != 0 || len(results) != 1 {
+				t.Fatalf("in flight %d, results %v; want the permit released once, without a Close", n, results)
+			}
+			if (results[0] != nil) != (tt.status >= 500) {
+				t.Errorf("done(%v) for status %d", results[0], tt.status)
+			}
+			_ = resp.Body.Close()
+			if _, results := g.state(); len(results) != 1 {
+				t.Errorf("done called %d times, want once", len(results))
+			}
+		})
+	}
+}
