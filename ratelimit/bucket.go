@@ -56,7 +56,7 @@ func newConfig(name string, limit rate.Limit, burst int, o *options) config {
 	// Reserves in whole tokens, never below that of a more important tier.
 	floor := 0.0
 	for i := bulwark.NumPriorities - 1; i >= 0; i-- {
-		r := math.Floor(o.reserves[i] * float64(burst))
+		r := floorTokens(o.reserves[i] * float64(burst))
 		if r < floor {
 			r = floor
 		}
@@ -72,6 +72,16 @@ func newConfig(name string, limit rate.Limit, burst int, o *options) config {
 		c.msgs[p.Index()] = prefix + "limited (" + p.String() + ")"
 	}
 	return c
+}
+
+// floorTokens rounds x, a fraction times the burst, down to whole tokens.
+// A product within a few ulps of a whole number is that number: 0.57×100
+// is 56.99999999999999 in float64, and a reserve of 57 % of 100 is 57.
+func floorTokens(x float64) float64 {
+	if r := math.Round(x); math.Abs(x-r) <= 1e-9*max(1, x) {
+		return r
+	}
+	return math.Floor(x)
 }
 
 // durationFromTokens is the time limit takes to refill tokens, rounded up

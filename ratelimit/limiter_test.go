@@ -91,6 +91,9 @@ func TestReserves(t *testing.T) {
 			[4]int{40, 40, 40, 100}},
 		{"critical-plus reserve", 100, []ratelimit.Option{ratelimit.WithReserve(bulwark.CriticalPlus, 0.1)},
 			[4]int{50, 75, 90, 90}},
+		{"whole percentages exact", 100, []ratelimit.Option{ // 0.57×100 and 0.29×100 are just below 57 and 29 in float64
+			ratelimit.WithReserve(bulwark.Sheddable, 0.57), ratelimit.WithReserve(bulwark.SheddablePlus, 0.29),
+		}, [4]int{43, 71, 95, 100}},
 		{"last wins", 100, []ratelimit.Option{
 			ratelimit.WithReserve(bulwark.Sheddable, 0.9), nil, ratelimit.WithReserve(bulwark.Sheddable, 0.3),
 		}, [4]int{70, 75, 95, 100}},
