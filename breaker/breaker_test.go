@@ -616,9 +616,33 @@ func TestOptionsPanic(t *testing.T) {
 }
 
 func TestNilOptionsIgnored(t *testing.T) {
-	b := New("nil", nil, WithMeterProvider(nil), WithOnStateChange(nil), WithKeyFunc(nil))
-	if err := b.Do(context.Background(), succeed); err != nil {
-		t.Fatalf("Do() = %v, want nil", err)
+	// A nil option, or an option given nil, leaves what an earlier option
+	// set in force.
+	c := newCollector(t)
+	var changes []string
+	type hostKey struct{}
+	g := NewGroup("nil", nil,
+		WithMeterProvider(c.mp), WithMeterProvider(nil),
+		WithOnStateChange(func(name string, _, to State) { changes = append(changes, name+":"+to.String()) }),
+		WithOnStateChange(nil),
+		WithFailure(func(err error) bool { return err == errBoom }), WithFailure(nil),
+		WithKeyFunc(func(ctx context.Context) string { s, _ := ctx.Value(hostKey{}).(string); return s }),
+		WithKeyFunc(nil),
+		WithConsecutiveFailures(1))
+	ctx := context.WithValue(context.Background(), hostKey{}, "h")
+	_ = g.Do(ctx, func(context.Context) error { return bulwark.ErrRemoteUnavailable }) // not a failure for f
+	if got := g.State("h"); got != StateClosed {
+		t.Fatalf("State(h) = %v, want %v: WithFailure(nil) replaced the classifier", got, StateClosed)
+	}
+	_ = g.Do(ctx, fail)
+	if got := g.State("h"); got != StateOpen {
+		t.Fatalf("State(h) = %v, want %v: WithKeyFunc(nil) replaced the key function", got, StateOpen)
+	}
+	if want := []string{"h:open"}; fmt.Sprint(changes) != fmt.Sprint(want) {
+		t.Errorf("OnStateChange saw %v, want %v: WithOnStateChange(nil) dropped the callback", changes, want)
+	}
+	if got := c.points("bulwark.breaker.calls")["bulwark.outcome=failure,bulwark.policy.name=nil"]; got != 1 {
+		t.Errorf("calls{failure} = %d, want 1: WithMeterProvider(nil) dropped the provider", got)
 	}
 }
 

@@ -33,6 +33,8 @@ const (
 	reasonElapsed  = "next attempt would start past the maximum elapsed time"
 )
 
+// Error reports the attempts made, why retrying stopped, and the last
+// attempt's error.
 func (e *ExhaustedError) Error() string {
 	s := "retry: gave up after " + strconv.Itoa(e.Attempts) + " attempt"
 	if e.Attempts != 1 {

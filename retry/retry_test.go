@@ -8,9 +8,11 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarktest"
@@ -616,4 +618,61 @@ func TestFirstAttemptSuccessAllocatesNothing(t *testing.T) {
 			t.Errorf("%s: Do() of a first-attempt success allocates %v times, want 0", tt.name, n)
 		}
 	}
+}
+
+// The attempts counter is an observable instrument: its callback must not
+// keep a dropped Retrier alive (SPEC, Telemetry), and stops reporting once
+// the Retrier is collected.
+func TestDroppedRetrierIsCollected(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	r := retry.New(retry.WithMeterProvider(mp), retry.WithName("dropped"))
+	_ = r.Do(context.Background(), func(context.Context) error { return nil })
+	name := attribute.String("bulwark.policy.name", "dropped")
+	if got := sum(t, collect(t, reader), "bulwark.retry.attempts", name); got != 1 {
+		t.Fatalf("attempts = %d before the Retrier is dropped, want 1", got)
+	}
+	wr := weak.Make(r)
+	r = nil
+	_ = r
+	for i := 0; i < 5 && wr.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if wr.Value() != nil {
+		t.Fatal("a dropped Retrier is kept alive by its metric callback")
+	}
+	reported := func() bool {
+		data, ok := find(collect(t, reader), "bulwark.retry.attempts")
+		s, _ := data.(metricdata.Sum[int64])
+		return ok && len(s.DataPoints) > 0
+	}
+	// Cleanups run on their own goroutine: let them unregister.
+	for i := 0; i < 100 && reported(); i++ {
+		runtime.Gosched()
+		runtime.GC()
+	}
+	if reported() {
+		t.Error("bulwark.retry.attempts still reported after the Retrier was collected")
+	}
+}
+
+func TestNilOptionsIgnored(t *testing.T) {
+	// A nil option, or an option given nil, leaves what an earlier option
+	// set in force.
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		budget := retry.NewBudget(retry.WithRatio(0), retry.WithMinRetriesPerSecond(0), nil) // no retries
+		r := retry.New(nil, retry.WithMeterProvider(mp), retry.WithMeterProvider(nil),
+			retry.WithBudget(budget), retry.WithBudget(nil), retry.WithName("nil"))
+		s := fail(errRemote)
+		err := r.Do(context.Background(), s.fn)
+		var ex *retry.ExhaustedError
+		if !errors.As(err, &ex) || s.calls != 1 {
+			t.Errorf("Do() = %v after %d calls, want *ExhaustedError after 1: WithBudget(nil) dropped the budget", err, s.calls)
+		}
+		if got := sum(t, collect(t, reader), "bulwark.retry.budget.exhausted", attribute.String("bulwark.policy.name", "nil")); got != 1 {
+			t.Errorf("budget.exhausted = %d, want 1: WithMeterProvider(nil) dropped the provider", got)
+		}
+	})
 }
