@@ -53,7 +53,10 @@ const StatusClientClosedRequest = 499
 // context's error (outcome "ignored"). A panic or runtime.Goexit in the
 // handler passes through p untouched, so net/http's own recovery applies.
 // If p calls fn again (a retrying policy on a server), the handler is not
-// served twice: the later calls return the first call's error.
+// served twice: the later calls return the first call's error. Should p
+// return while the handler still runs on another goroutine (a
+// [bulwark.Concurrent] policy giving up on an attempt), ServeHTTP waits
+// for the handler to return, as net/http requires.
 //
 // When p refuses (or fails before the handler ran) the response is written
 // by [WriteError] (or [WithRejectHandler]): 429 for [bulwark.ErrRejected],
@@ -130,6 +133,10 @@ type serveState struct {
 	ran      atomic.Bool // the handler started
 	finished atomic.Bool // the handler returned; err is set
 	err      error
+	// served is closed when the handler returned, for a policy that may
+	// return while fn still runs (noReuse only; such state is not
+	// pooled).
+	served chan struct{}
 
 	hooks httpsnoop.Hooks
 	whFn  func(int)
@@ -144,6 +151,9 @@ func newServeState(h *handler) *serveState {
 		return s.whFn
 	}
 	s.fn = s.run
+	if h.noReuse {
+		s.served = make(chan struct{})
+	}
 	return s
 }
 
@@ -161,6 +171,9 @@ func (s *serveState) run(ctx context.Context) error {
 			return s.err
 		}
 		return errHandlerRunning
+	}
+	if s.served != nil {
+		defer close(s.served)
 	}
 	r := s.r
 	if ctx != r.Context() {
@@ -262,6 +275,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err := h.p.Do(ctx, s.fn)
 	// Reached only when p returned: a panic or Goexit in the handler
 	// unwinds through here untouched (and s is not reused).
+	if s.served != nil && s.ran.Load() {
+		// p may return while the handler still runs on another
+		// goroutine (a hedger giving up on it); net/http forbids
+		// using w after ServeHTTP returned, so wait for the handler.
+		<-s.served
+	}
 	res := Result{Err: err, HandlerRan: s.ran.Load()}
 	switch {
 	case res.HandlerRan:

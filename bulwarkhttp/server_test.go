@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -784,4 +786,49 @@ func TestMiddlewareHeadRefusalHasNoBody(t *testing.T) {
 		t.Errorf("HEAD over the wire: %d %q length %d, want 503 application/problem+json length %d",
 			hresp.StatusCode, hresp.Header.Get("Content-Type"), hresp.ContentLength, gresp.ContentLength)
 	}
+}
+
+// abandoner calls fn on a goroutine and returns as soon as it started,
+// as a hedging policy may when it gives up on an attempt.
+type abandoner struct{ started chan struct{} }
+
+func (abandoner) ConcurrentFn() bool { return true }
+
+func (a abandoner) Do(ctx context.Context, fn func(context.Context) error) error {
+	go func() { _ = fn(ctx) }()
+	<-a.started
+	return &refusal{class: bulwark.ErrUnavailable}
+}
+
+func TestMiddlewareWaitsForAbandonedHandler(t *testing.T) {
+	// net/http forbids using a ResponseWriter after ServeHTTP returned: a
+	// policy that returns while the handler still runs must not let
+	// ServeHTTP return before the handler did.
+	synctest.Test(t, func(t *testing.T) {
+		started, release := make(chan struct{}), make(chan struct{})
+		var res bulwarkhttp.Result
+		h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			close(started)
+			<-release
+			w.WriteHeader(http.StatusAccepted)
+		}), abandoner{started: started}, bulwarkhttp.WithObserver(func(_ *http.Request, r bulwarkhttp.Result) { res = r }))
+		rr := httptest.NewRecorder()
+		var returned atomic.Bool
+		go func() {
+			h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/", nil))
+			returned.Store(true)
+		}()
+		synctest.Wait()
+		if returned.Load() {
+			t.Error("ServeHTTP returned while the handler was still running")
+		}
+		close(release)
+		synctest.Wait()
+		if !returned.Load() {
+			t.Fatal("ServeHTTP did not return after the handler did")
+		}
+		if rr.Code != http.StatusAccepted || !res.HandlerRan || res.Status != http.StatusAccepted || res.Outcome != "refused" {
+			t.Errorf("response %d, result %+v; want the handler's 202 and the refusal recorded", rr.Code, res)
+		}
+	})
 }
