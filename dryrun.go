@@ -56,7 +56,8 @@ const (
 // rejected|unavailable|other} and runs fn itself.
 //
 // The result implements [Admitter] when p does: a refused Admit is counted
-// and admitted anyway.
+// and admitted anyway. It reports p's [Concurrent] marker as its own, since
+// it calls fn wherever p does.
 func DryRun(p Policy, opts ...DryRunOption) Policy {
 	if p == nil {
 		panic("bulwark: DryRun: nil policy")
@@ -114,6 +115,13 @@ func (d *dryRun) Do(ctx context.Context, fn func(context.Context) error) error {
 	}
 	d.count(err)
 	return fn(ctx)
+}
+
+// ConcurrentFn reports whether p may call fn concurrently or late (see
+// [Concurrent]): the dry run hands fn to p, so a [Chain] must know.
+func (d *dryRun) ConcurrentFn() bool {
+	c, ok := d.p.(Concurrent)
+	return ok && c.ConcurrentFn()
 }
 
 type dryRunAdmitter struct {

@@ -3,7 +3,10 @@ package bulwark_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/metrictest"
@@ -85,4 +88,33 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("would_refuse{rejected} = %d, want 1", got)
 		}
 	})
+}
+
+// TestDryRunKeepsConcurrentMarker: a dry run calls fn as its policy does,
+// so it must say so when that policy may call fn late; otherwise a chain
+// reuses its call frames and a late call reaches another call's fn.
+func TestDryRunKeepsConcurrentMarker(t *testing.T) {
+	var wg sync.WaitGroup
+	d := bulwark.DryRun(lateHedge{&wg})
+	if c, ok := d.(bulwark.Concurrent); !ok || !c.ConcurrentFn() {
+		t.Fatal("DryRun(p) hides that p calls fn late ([bulwark.Concurrent])")
+	}
+	if c, ok := bulwark.DryRun(bulwark.Timeout(time.Second)).(bulwark.Concurrent); ok && c.ConcurrentFn() {
+		t.Error("DryRun(Timeout) claims to call fn concurrently")
+	}
+	pass := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error { return fn(ctx) })
+	p := bulwark.Chain(pass, d, pass)
+	counts := make([]atomic.Int32, 100)
+	for i := range counts {
+		_ = p.Do(context.Background(), func(context.Context) error {
+			counts[i].Add(1)
+			return nil
+		})
+	}
+	wg.Wait()
+	for i := range counts {
+		if n := counts[i].Load(); n != 2 {
+			t.Fatalf("call %d: its fn ran %d times, want 2 (a late call reached another call's fn?)", i, n)
+		}
+	}
 }
