@@ -13,7 +13,9 @@ import (
 // its context for the timeout to bound the call:
 //
 //   - fn returned nil: the call succeeded, even if it finished late;
-//   - the caller's own context ended first: the caller's ctx.Err();
+//   - the caller's own context ended first: the caller's ctx.Err(), also
+//     when an outer bulwark deadline (an outer Timeout, a retry's
+//     per-attempt timeout) ended it;
 //   - our deadline fired first and fn failed: an error for which
 //     errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded)
 //     hold, whose message keeps fn's error.
@@ -33,7 +35,8 @@ func (t timeout) Do(ctx context.Context, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeoutCause(ctx, t.d, ErrTimeout)
+	dl := time.Now().Add(t.d)
+	tctx, cancel := context.WithDeadlineCause(ctx, dl, ErrTimeout)
 	defer cancel()
 	err := fn(tctx)
 	if err == nil {
@@ -44,11 +47,11 @@ func (t timeout) Do(ctx context.Context, fn func(context.Context) error) error {
 		// that reads the clock itself, a server that got a copy of the
 		// deadline): once the deadline has passed, wait for the timer, which
 		// is due, so the error is classified by who set the deadline.
-		if dl, ok := tctx.Deadline(); ok && !time.Now().Before(dl) {
+		if tdl, ok := tctx.Deadline(); ok && !time.Now().Before(tdl) {
 			<-tctx.Done()
 		}
 	}
-	if tctx.Err() != nil && context.Cause(tctx) == ErrTimeout {
+	if t.fired(ctx, tctx, dl) {
 		if errors.Is(err, ErrTimeout) {
 			return err
 		}
@@ -58,6 +61,22 @@ func (t timeout) Do(ctx context.Context, fn func(context.Context) error) error {
 		return cerr
 	}
 	return err
+}
+
+// fired reports whether our own deadline dl ended tctx, rather than the
+// caller's ctx. The cause alone cannot tell: the caller's context may have
+// been ended by bulwark's own deadline too (an outer Timeout, a Retrier's
+// per-attempt timeout), and then its cause is ErrTimeout as well. Ours fired
+// only when tctx has its own timer (the caller's deadline is not earlier)
+// and, if the caller's context has ended too, our deadline has passed.
+func (t timeout) fired(ctx, tctx context.Context, dl time.Time) bool {
+	if tctx.Err() == nil || context.Cause(tctx) != ErrTimeout {
+		return false
+	}
+	if pdl, ok := ctx.Deadline(); ok && pdl.Before(dl) {
+		return false // tctx is the caller's deadline, with no timer of ours
+	}
+	return ctx.Err() == nil || !time.Now().Before(dl)
 }
 
 // deadlineError is ErrTimeout with the duration and fn's own error in its

@@ -107,3 +107,31 @@ func TestTimeoutFnSeesDeadlineFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutUnderAnEarlierBulwarkDeadline: when the caller's context ends
+// first, the caller's error comes back even if that context was ended by
+// bulwark's own deadline (an outer Timeout, a Retrier's per-attempt
+// timeout): this Timeout did not fire, so it must not claim it did (with
+// its own, longer, duration in the message).
+func TestTimeoutUnderAnEarlierBulwarkDeadline(t *testing.T) {
+	waitCtx := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	t.Run("caller's context", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithTimeoutCause(context.Background(), time.Second, bulwark.ErrTimeout)
+			defer cancel()
+			err := bulwark.Timeout(time.Hour).Do(ctx, waitCtx)
+			if err != ctx.Err() {
+				t.Errorf("Do() = %v, want the caller's %v", err, ctx.Err())
+			}
+		})
+	})
+	t.Run("nested", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := bulwark.Chain(bulwark.Timeout(time.Second), bulwark.Timeout(time.Hour))
+			err := p.Do(context.Background(), waitCtx)
+			if !errors.Is(err, bulwark.ErrTimeout) || !strings.Contains(err.Error(), "after 1s") {
+				t.Errorf("Do() = %v, want the outer ErrTimeout, after 1s", err)
+			}
+		})
+	})
+}
