@@ -116,9 +116,14 @@ func problemDetail(err error, status int) string {
 	return "a service this request depends on is unavailable"
 }
 
-// ceilSeconds rounds d up to whole seconds, at least 1.
+// ceilSeconds rounds d up to whole seconds, at least 1. It does not add
+// before dividing, which would overflow for a hint near the largest
+// Duration.
 func ceilSeconds(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
 	return max(s, 1)
 }
 

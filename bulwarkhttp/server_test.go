@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -831,4 +832,23 @@ func TestMiddlewareWaitsForAbandonedHandler(t *testing.T) {
 			t.Errorf("response %d, result %+v; want the handler's 202 and the refusal recorded", rr.Code, res)
 		}
 	})
+}
+
+func TestWriteErrorHugeHintDoesNotOverflow(t *testing.T) {
+	const huge = time.Duration(math.MaxInt64) // 9223372036.854775807s
+	err := &quotaRefusal{
+		refusal: refusal{class: bulwark.ErrRejected, hint: huge},
+		q:       bulwark.Quota{Name: "q", Limit: 1, Window: huge, Reset: huge},
+	}
+	rr := httptest.NewRecorder()
+	bulwarkhttp.WriteError(rr, err)
+	for _, tt := range []struct{ name, want string }{
+		{"Retry-After", "9223372037"},
+		{"RateLimit", `"q";r=0;t=9223372037`},
+		{"RateLimit-Policy", `"q";q=1;w=9223372037`},
+	} {
+		if got := rr.Header().Get(tt.name); got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.name, got, tt.want)
+		}
+	}
 }
