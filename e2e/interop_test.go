@@ -151,6 +151,12 @@ func runCase(name, addr string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	run(ctx, conn)
+	// Every case makes at least one call: one that reached neither client
+	// interceptor means they were not wired in, and the case proved nothing.
+	if unary.calls.Load() == 0 && stream.admitted.Load() == 0 {
+		fmt.Fprintf(os.Stderr, "e2e: %s: no call went through the client interceptors\n", name)
+		return 1
+	}
 	// A stream ended by its context is released by context.AfterFunc, on
 	// its own goroutine.
 	if !stream.waitReleased(10 * time.Second) {
