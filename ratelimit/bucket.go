@@ -56,7 +56,8 @@ func newConfig(name string, limit rate.Limit, burst int, o *options) config {
 	// Reserves in whole tokens, never below that of a more important tier.
 	floor := 0.0
 	for i := bulwark.NumPriorities - 1; i >= 0; i-- {
-		r := floorTokens(o.reserves[i] * float64(burst))
+		// A fraction below 1 leaves the tier at least one token.
+		r := min(floorTokens(o.reserves[i]*float64(burst)), float64(burst-1))
 		if r < floor {
 			r = floor
 		}

@@ -94,6 +94,9 @@ func TestReserves(t *testing.T) {
 		{"whole percentages exact", 100, []ratelimit.Option{ // 0.57×100 and 0.29×100 are just below 57 and 29 in float64
 			ratelimit.WithReserve(bulwark.Sheddable, 0.57), ratelimit.WithReserve(bulwark.SheddablePlus, 0.29),
 		}, [4]int{43, 71, 95, 100}},
+		{"a fraction just below 1 leaves one token", 10, []ratelimit.Option{
+			ratelimit.WithReserve(bulwark.Sheddable, 0.9999999999),
+		}, [4]int{1, 8, 10, 10}},
 		{"last wins", 100, []ratelimit.Option{
 			ratelimit.WithReserve(bulwark.Sheddable, 0.9), nil, ratelimit.WithReserve(bulwark.Sheddable, 0.3),
 		}, [4]int{70, 75, 95, 100}},
