@@ -427,3 +427,41 @@ func TestSuccessDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalsKeepTheirTier: a Limiter's preallocated refusals are one per
+// tier, so a refusal of another tier never changes the numbers (and so the
+// headers) of one already returned.
+func TestRefusalsKeepTheirTier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := ratelimit.New("api", 10, 100)
+		drainTo := func(tokens int64) {
+			for l.QuotaAt(bulwark.CriticalPlus, time.Now()).Remaining > tokens {
+				if err := l.Do(tierCtx(bulwark.CriticalPlus), okFn); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		drainTo(40)
+		shed := l.Do(tierCtx(bulwark.Sheddable), okFn) // needs 51: 1.1 s
+		drainTo(20)
+		plus := l.Do(tierCtx(bulwark.SheddablePlus), okFn) // needs 26: 0.6 s
+		for _, tt := range []struct {
+			name string
+			give error
+			tier bulwark.Priority
+			want time.Duration
+		}{
+			{"sheddable", shed, bulwark.Sheddable, 1100 * time.Millisecond},
+			{"sheddable-plus", plus, bulwark.SheddablePlus, 600 * time.Millisecond},
+		} {
+			var le *ratelimit.LimitedError
+			if !errors.As(tt.give, &le) || le.Priority() != tt.tier {
+				t.Fatalf("%s: Do() = %v, want a *LimitedError of %v", tt.name, tt.give, tt.tier)
+			}
+			q, _ := bulwark.QuotaFrom(tt.give)
+			if d, _ := bulwark.RetryAfter(tt.give); d != tt.want || q.Reset != tt.want || q.Remaining != 0 {
+				t.Errorf("%s: RetryAfter() = %v, Quota() = %+v, want %v, r=0 and t=%v", tt.name, d, q, tt.want, tt.want)
+			}
+		}
+	})
+}
