@@ -26,12 +26,14 @@ import (
 //   - an ended context (cancelled, or past its deadline) does not call fn
 //     and returns an error for which errors.Is(err, ctx.Err()) holds;
 //   - a panic and a runtime.Goexit in fn pass through, and the policy stays
-//     usable afterwards (no slot, permit or probe leaked);
+//     usable afterwards (no slot, permit or probe leaked: an Admitter
+//     admits as many calls at once as after an fn that failed);
 //   - concurrent use is race-free (run the tests with -race), and every
 //     call either runs fn or is refused with a class error;
 //   - no goroutine remains once the calls returned;
 //   - for an [bulwark.Admitter]: a refused Admit returns a nil done, a
-//     cancelled context is refused, and calling done twice is harmless.
+//     cancelled context is refused, and calling done twice is harmless
+//     (only the first call counts, and it frees one admission).
 func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 	t.Helper()
 	leakOpt := goleak.IgnoreCurrent()
@@ -53,26 +55,26 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 
 	t.Run("Success", func(t *testing.T) {
 		p := newPolicy()
-		var returned, late atomic.Bool
-		for i := 0; i < 3; i++ {
-			calls := 0
+		var calls [3]atomic.Int32
+		for i := range calls {
 			err := p.Do(context.Background(), func(ctx context.Context) error {
-				if returned.Load() {
-					late.Store(true)
-				}
-				calls++
+				calls[i].Add(1)
 				return nil
 			})
 			if err != nil {
 				t.Fatalf("call %d: Do() = %v, want nil", i, err)
 			}
-			if calls != 1 {
-				t.Fatalf("call %d: fn ran %d times, want 1", i, calls)
+			if n := calls[i].Load(); n != 1 {
+				t.Fatalf("call %d: fn ran %d times, want 1", i, n)
 			}
 		}
-		returned.Store(true)
-		if late.Load() {
-			t.Error("fn ran after Do returned")
+		// Let any goroutine the calls left behind run (NoGoroutineLeft
+		// reports those that remain), then look for late calls of fn.
+		_ = goleak.Find(leakOpt)
+		for i := range calls {
+			if n := calls[i].Load(); n != 1 {
+				t.Errorf("call %d: fn ran %d times in all, %d of them after Do returned", i, n, n-1)
+			}
 		}
 	})
 
@@ -126,6 +128,7 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 		if got != want {
 			t.Fatalf("recovered %v, want the panic value %v passed through", got, want)
 		}
+		asAfterFailure(t, p, newPolicy)
 		stillUsable(t, p)
 	})
 
@@ -145,6 +148,7 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 		if returned {
 			t.Fatal("Do returned normally after fn called runtime.Goexit")
 		}
+		asAfterFailure(t, p, newPolicy)
 		stillUsable(t, p)
 	})
 
@@ -200,12 +204,27 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 				if done == nil {
 					t.Fatalf("round %d: Admit admitted with a nil done", i)
 				}
-				done(nil)
+				// Two late failures after a success: a breaker that
+				// counted them would open (two in a row).
 				done(nil)
 				done(errors.New("bulwarktest: late"))
+				done(errors.New("bulwarktest: late"))
 			}
-			// The extra calls released nothing twice: admitting still
-			// works and a failure-free round trip leaves it usable.
+			// The extra calls released nothing twice: once every admission
+			// is taken, a done called twice frees one admission, not two.
+			held, full := admitAll(a)
+			if full && len(held) > 0 {
+				held[0](nil)
+				held[0](nil)
+				more, _ := admitUpTo(a, 2)
+				if len(more) > 1 {
+					t.Errorf("a full policy admitted %d more calls after one done ran twice, want at most 1 (done released twice)", len(more))
+				}
+				held = append(held[1:], more...)
+			}
+			for _, done := range held {
+				done(nil)
+			}
 			stillUsable(t, a.(bulwark.Policy))
 		})
 	}
@@ -217,6 +236,51 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 		}
 		goleak.VerifyNone(t, leakOpt)
 	})
+}
+
+// maxProbe bounds how many admissions admitAll takes; a policy that admits
+// more (a closed breaker, a generous rate limit) is taken to have no limit
+// worth probing.
+const maxProbe = 64
+
+// admitAll takes admissions from a until it refuses or maxProbe were taken;
+// full reports a refusal.
+func admitAll(a bulwark.Admitter) (held []func(error), full bool) {
+	return admitUpTo(a, maxProbe)
+}
+
+// admitUpTo takes at most n admissions from a; refused reports that it
+// stopped at a refusal.
+func admitUpTo(a bulwark.Admitter, n int) (held []func(error), refused bool) {
+	for len(held) < n {
+		done, err := a.Admit(context.Background())
+		if err != nil {
+			return held, true
+		}
+		held = append(held, done)
+	}
+	return held, false
+}
+
+// asAfterFailure checks, for an Admitter, that a panic or Goexit in fn left
+// p with as many admissions as a fresh policy has after one failing call
+// (a slot, permit or probe not freed shows as one admission fewer).
+func asAfterFailure(t *testing.T, p bulwark.Policy, newPolicy func() bulwark.Policy) {
+	t.Helper()
+	a, ok := p.(bulwark.Admitter)
+	if !ok {
+		return
+	}
+	control := newPolicy()
+	_ = control.Do(context.Background(), func(context.Context) error { return errors.New("bulwarktest: fn failed") })
+	want, _ := admitAll(control.(bulwark.Admitter))
+	got, _ := admitAll(a)
+	for _, done := range append(want, got...) {
+		done(nil)
+	}
+	if len(got) < len(want) {
+		t.Errorf("afterwards the policy admits %d calls at once, want %d as after a failing fn (a slot or permit leaked?)", len(got), len(want))
+	}
 }
 
 // stillUsable checks that p admits and runs a few calls one after another.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,16 +61,95 @@ func (p *slotPolicy) Do(ctx context.Context, fn func(context.Context) error) err
 	return err
 }
 
-var broken = map[string]func() *slotPolicy{
-	"ignoresEndedContext": func() *slotPolicy { return &slotPolicy{ignoreCtx: true} },
-	"leaksSlotOnPanic":    func() *slotPolicy { return &slotPolicy{leakOnPanic: true} },
-	"swallowsPanic":       func() *slotPolicy { return &slotPolicy{swallowPanic: true} },
-	"changesFnError":      func() *slotPolicy { return &slotPolicy{wrapErrors: true} },
-	"leaksGoroutine":      func() *slotPolicy { return &slotPolicy{leakGoroutine: true} },
+// semAdmitter is a two-slot bulkhead with two-step admission; its broken
+// variants each break one rule of the contract.
+type semAdmitter struct {
+	mu           sync.Mutex
+	n            int
+	doubleDone   bool // done releases a slot every time it is called
+	leakOnGoexit bool // frees the slot on return and, by recover, on panic only
+	callsFnLate  bool // calls fn once more after Do returned
+}
+
+const semLimit = 2
+
+func (a *semAdmitter) take() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n >= semLimit {
+		return false
+	}
+	a.n++
+	return true
+}
+
+func (a *semAdmitter) put() {
+	a.mu.Lock()
+	a.n--
+	a.mu.Unlock()
+}
+
+func (a *semAdmitter) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !a.take() {
+		return bulwark.ErrUnavailable
+	}
+	if a.callsFnLate {
+		defer func() {
+			go func() {
+				defer func() { _ = recover() }() // the suite's panicking fn
+				_ = fn(ctx)
+			}()
+		}()
+	}
+	if a.leakOnGoexit {
+		defer func() {
+			if r := recover(); r != nil {
+				a.put()
+				panic(r)
+			}
+		}()
+		err := fn(ctx)
+		a.put()
+		return err
+	}
+	defer a.put()
+	return fn(ctx)
+}
+
+func (a *semAdmitter) Admit(ctx context.Context) (func(error), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !a.take() {
+		return nil, bulwark.ErrUnavailable
+	}
+	if a.doubleDone {
+		return func(error) { a.put() }, nil
+	}
+	var once sync.Once
+	return func(error) { once.Do(a.put) }, nil
+}
+
+var broken = map[string]func() bulwark.Policy{
+	"ignoresEndedContext": func() bulwark.Policy { return &slotPolicy{ignoreCtx: true} },
+	"leaksSlotOnPanic":    func() bulwark.Policy { return &slotPolicy{leakOnPanic: true} },
+	"swallowsPanic":       func() bulwark.Policy { return &slotPolicy{swallowPanic: true} },
+	"changesFnError":      func() bulwark.Policy { return &slotPolicy{wrapErrors: true} },
+	"leaksGoroutine":      func() bulwark.Policy { return &slotPolicy{leakGoroutine: true} },
+	"releasesOnEveryDone": func() bulwark.Policy { return &semAdmitter{doubleDone: true} },
+	"leaksSlotOnGoexit":   func() bulwark.Policy { return &semAdmitter{leakOnGoexit: true} },
+	"callsFnAfterReturn":  func() bulwark.Policy { return &semAdmitter{callsFnLate: true} },
 }
 
 func TestSlotPolicyPasses(t *testing.T) {
 	bulwarktest.TestPolicy(t, func() bulwark.Policy { return &slotPolicy{} })
+}
+
+func TestSemAdmitterPasses(t *testing.T) {
+	bulwarktest.TestPolicy(t, func() bulwark.Policy { return &semAdmitter{} })
 }
 
 // TestBrokenPolicy runs the suite on one broken policy when asked to by
