@@ -185,3 +185,32 @@ func FuzzBudget(f *testing.F) {
 		})
 	})
 }
+
+// The documented minimum for quiet clients: 3 retries per second over the
+// default 10 s window, whatever the ratio earns.
+func TestBudgetDefaultMinimum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := retry.NewBudget(retry.WithRatio(0))
+		r := retry.New(retry.WithBudget(b), retry.WithMaxAttempts(2), retry.WithInitialDelay(time.Millisecond), retry.WithRandomization(0))
+		retries := func() int {
+			got := 0
+			for range 50 {
+				calls := 0
+				_ = r.Do(context.Background(), func(context.Context) error { calls++; return errRemote })
+				got += calls - 1
+			}
+			return got
+		}
+		if got := retries(); got != 30 {
+			t.Errorf("retries in one window = %d, want 30 (3/s × 10 s)", got)
+		}
+		time.Sleep(9 * time.Second)
+		if got := retries(); got != 0 {
+			t.Errorf("retries 9 s later = %d, want 0 (same 10 s window)", got)
+		}
+		time.Sleep(2 * time.Second)
+		if got := retries(); got != 30 {
+			t.Errorf("retries after the window rolled = %d, want 30", got)
+		}
+	})
+}

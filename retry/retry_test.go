@@ -676,3 +676,38 @@ func TestNilOptionsIgnored(t *testing.T) {
 		}
 	})
 }
+
+// The documented defaults: 3 attempts, delays from 100 ms growing ×2 up to
+// 5 s, each drawn within ±50 % and capped at 5 s.
+func TestDefaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := fail(errRemote)
+		_ = retry.New().Do(context.Background(), s.fn)
+		if s.calls != 3 {
+			t.Errorf("fn ran %d times, want 3 by default", s.calls)
+		}
+		r := retry.New(retry.WithMaxAttempts(9))
+		var maxSeen [8]time.Duration
+		for call := range 50 {
+			s := fail(errRemote)
+			_ = r.Do(context.Background(), s.fn)
+			got := delays(s.at)
+			if len(got) != 8 {
+				t.Fatalf("call %d: %d delays, want 8", call, len(got))
+			}
+			for n, d := range got {
+				interval := min(100*time.Millisecond<<n, 5*time.Second)
+				lo := interval / 2
+				hi := min(interval*3/2+time.Nanosecond, 5*time.Second)
+				if d < lo || d > hi {
+					t.Errorf("call %d: delay %d = %v, want within [%v, %v]", call, n+1, d, lo, hi)
+				}
+				maxSeen[n] = max(maxSeen[n], d)
+			}
+		}
+		// With ±50 % jitter some of 50 first delays exceed 120 ms.
+		if maxSeen[0] <= 120*time.Millisecond {
+			t.Errorf("largest first delay in 50 calls = %v, want jitter of ±50 %% around 100 ms", maxSeen[0])
+		}
+	})
+}
