@@ -784,3 +784,43 @@ func TestSuccessAllocatesAtMostGobreaker(t *testing.T) {
 		}
 	}
 }
+
+// The documented defaults: a 60 s window in 6 s buckets, a 30 s break and
+// one probe (the ratio and minimum calls are in TestFailureRatio).
+func TestDefaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New("defaults")
+		run(t, b, repeat("f", 10))
+		time.Sleep(54 * time.Second) // the failures are still in the window
+		run(t, b, repeat("s", 9)+"f")
+		if got := b.State(); got != StateOpen {
+			t.Fatalf("State() = %v, want %v: 20 calls within 60 s, half failed", got, StateOpen)
+		}
+		err := b.Do(context.Background(), succeed)
+		if d, ok := bulwark.RetryAfter(err); !errors.Is(err, ErrOpen) || !ok || d != 30*time.Second {
+			t.Fatalf("Do() = %v with hint %v, want %v with hint 30s", err, d, ErrOpen)
+		}
+		time.Sleep(30*time.Second + time.Nanosecond)
+		done, err := b.Admit(context.Background())
+		if err != nil {
+			t.Fatalf("after the break: Admit() = %v, want a probe", err)
+		}
+		if _, err := b.Admit(context.Background()); !errors.Is(err, ErrTooManyProbes) {
+			t.Errorf("second probe: Admit() = %v, want %v (one probe by default)", err, ErrTooManyProbes)
+		}
+		done(nil)
+		if got := b.State(); got != StateClosed {
+			t.Fatalf("State() after one successful probe = %v, want %v", got, StateClosed)
+		}
+
+		// Outcomes age out a 6 s bucket at a time: 60 s after the first
+		// failures they are gone.
+		b = New("window")
+		run(t, b, repeat("f", 10))
+		time.Sleep(60 * time.Second)
+		run(t, b, repeat("s", 9)+"f")
+		if got := b.State(); got != StateClosed {
+			t.Errorf("State() = %v, want %v: the first failures left the 60 s window (counts %+v)", got, StateClosed, b.Counts())
+		}
+	})
+}
