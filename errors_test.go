@@ -86,3 +86,47 @@ func TestClasses(t *testing.T) {
 		t.Error("IsRefusal misclassifies")
 	}
 }
+
+type quotaErr struct{ q bulwark.Quota }
+
+// replayUnsafe says "do not retry" and wraps another error.
+type replayUnsafe struct{ err error }
+
+func (e replayUnsafe) Error() string   { return "replay unsafe: " + e.err.Error() }
+func (e replayUnsafe) Unwrap() error   { return e.err }
+func (e replayUnsafe) Retryable() bool { return false }
+
+func (e quotaErr) Error() string        { return "quota" }
+func (e quotaErr) Quota() bulwark.Quota { return e.q }
+
+// TestFindWalksTrees: RetryAfter, Retryable and QuotaFrom find their
+// interface deep in a tree of joined and multiply wrapped errors, depth
+// first as errors.As does, without allocating.
+func TestFindWalksTrees(t *testing.T) {
+	want := bulwark.Quota{Name: "api", Limit: 10}
+	leaf := hinted{time.Second, replayUnsafe{quotaErr{want}}}
+	err := fmt.Errorf("outer: %w", errors.Join(
+		errors.New("first"),
+		fmt.Errorf("two: %w and %w", errors.New("second"), leaf),
+		hinted{time.Minute, bulwark.ErrUnavailable}, // later in the walk: not the one found
+	))
+	if d, ok := bulwark.RetryAfter(err); d != time.Second || !ok {
+		t.Errorf("RetryAfter() = %v, %v, want 1s, true", d, ok)
+	}
+	if r, ok := bulwark.Retryable(err); r || !ok {
+		t.Errorf("Retryable() = %v, %v, want false, true", r, ok)
+	}
+	if q, ok := bulwark.QuotaFrom(err); q != want || !ok {
+		t.Errorf("QuotaFrom() = %+v, %v, want %+v, true", q, ok, want)
+	}
+	if _, ok := bulwark.QuotaFrom(errors.Join(errors.New("x"), nil)); ok {
+		t.Error("QuotaFrom() found a quota in an error without one")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		bulwark.RetryAfter(err)
+		bulwark.Retryable(err)
+		bulwark.QuotaFrom(err)
+	}); n != 0 {
+		t.Errorf("walking the tree allocates %v times, want 0", n)
+	}
+}

@@ -47,8 +47,17 @@ func TestChainFlattens(t *testing.T) {
 		t.Errorf("order = %v, want %v", log, want)
 	}
 	// One member is that member itself.
-	if got := bulwark.Chain(nil, a, bulwark.Chain()); got == nil {
-		t.Fatal("Chain(a) = nil")
+	one := &admitter{name: "one", log: &log}
+	if got := bulwark.Chain(nil, one, bulwark.Chain()); got != one {
+		t.Errorf("Chain(nil, one, Chain()) = %v, want the member itself", got)
+	}
+	// Flattening keeps the order of nested chains' members.
+	log = nil
+	if err := bulwark.Chain(bulwark.Chain(a, bulwark.Chain(b, c)), d).Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !equal(log, want) {
+		t.Errorf("order = %v, want %v", log, want)
 	}
 }
 
