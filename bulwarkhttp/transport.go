@@ -128,7 +128,17 @@ func (t *transport) roundTripAdmit(req *http.Request) (*http.Response, error) {
 		t.m.count(t.refusalOutcome(caller, err))
 		return nil, err
 	}
+	// A panic (or runtime.Goexit) in the base RoundTripper passes
+	// through untouched, but releases the admission as a failure: a
+	// server's recovery would otherwise keep the permit for good.
+	returned := false
+	defer func() {
+		if !returned {
+			done(errBasePanicked)
+		}
+	}()
 	resp, ferr := t.send(caller, caller, req, 1, replayable(req), done)
+	returned = true
 	if resp == nil {
 		done(ferr)
 		t.m.count(t.failureOutcome(caller))
@@ -141,6 +151,8 @@ func (t *transport) roundTripAdmit(req *http.Request) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+var errBasePanicked = errors.New("bulwarkhttp: the base RoundTripper panicked or exited")
 
 func (t *transport) refusalOutcome(caller context.Context, err error) string {
 	switch {

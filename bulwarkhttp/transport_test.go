@@ -680,3 +680,27 @@ func TestTransportNoBodyReleasesAtOnce(t *testing.T) {
 		})
 	}
 }
+
+type panicTransport struct{}
+
+func (panicTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("test: base panicked") }
+
+func TestTransportAdmitterReleasedWhenBasePanics(t *testing.T) {
+	// net/http's server recovers a handler's panic, so a panicking base
+	// RoundTripper must not keep the permit for good: the panic passes
+	// through and the permit is released as a failure.
+	g := &gate{limit: 1}
+	rt := bulwarkhttp.Transport(g, panicTransport{})
+	got := func() (v any) {
+		defer func() { v = recover() }()
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+		_, _ = rt.RoundTrip(req)
+		return nil
+	}()
+	if got != "test: base panicked" {
+		t.Fatalf("recovered %v, want the base's panic passed through", got)
+	}
+	if n, results := g.state(); n != 0 || len(results) != 1 || results[0] == nil {
+		t.Errorf("in flight %d, results %v; want the permit released once with an error", n, results)
+	}
+}
