@@ -89,7 +89,7 @@ func (c *client) policyError(ctx context.Context, err error, trailer metadata.MD
 	}
 	st, ok := status.FromError(err)
 	if !ok || c.o.failures.has(st.Code()) {
-		return err
+		return cerr // err, with the pushback when there was one
 	}
 	return nil
 }

@@ -58,6 +58,12 @@ func TestClientClassify(t *testing.T) {
 		{name: "unparseable pushback", give: status.New(codes.Unavailable, "down"), push: "soon",
 			wantClass: bulwark.ErrRemoteUnavailable, wantRetryable: "false"},
 		{name: "internal is an unclassified failure", give: status.New(codes.Internal, "bug")},
+		{name: "internal with negative pushback", give: status.New(codes.Internal, "bug"), push: "-1",
+			wantRetryable: "false"},
+		{name: "data loss with unparseable pushback", give: status.New(codes.DataLoss, "gone"), push: "later",
+			wantRetryable: "false"},
+		{name: "unknown with pushback", give: status.New(codes.Unknown, "?"), push: "200",
+			wantHint: 200 * time.Millisecond, wantRetryable: "true"},
 		{name: "not found is an answer", give: status.New(codes.NotFound, "none"), wantPolicyNil: true},
 	}
 	for _, tt := range tests {

@@ -51,9 +51,11 @@
 // [bulwark.ErrRemoteUnavailable], and RESOURCE_EXHAUSTED one wrapping
 // [bulwark.ErrRemoteRejected]. Its RetryAfter comes from a RetryInfo detail
 // or the grpc-retry-pushback-ms trailer; a negative or unparseable pushback
-// means "do not retry" and the error's Retryable reports false. The error
-// keeps the downstream's status: status.FromError and status.Code see the
-// original answer. Codes that are not failure codes are successes for the
+// means "do not retry" and the error's Retryable reports false. A pushback
+// that comes with any other failure code (INTERNAL, say) is carried the
+// same way, as RetryAfter and Retryable, for a retry policy told to retry
+// that code. The error keeps the downstream's status: status.FromError and
+// status.Code see the original answer. Codes that are not failure codes are successes for the
 // policies and reach the caller unchanged. A local refusal reaches the
 // caller as an error that still wraps the policy's error and carries a
 // status (RESOURCE_EXHAUSTED for [bulwark.ErrRejected], UNAVAILABLE for

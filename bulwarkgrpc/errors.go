@@ -84,6 +84,12 @@ func classify(err error, trailer metadata.MD) (_ error, ok bool) {
 	case codes.ResourceExhausted:
 		class = bulwark.ErrRemoteRejected
 	default:
+		// Not classified, but a pushback still says whether, and when,
+		// to retry, for a retry policy that retries this code.
+		if vs := trailer.Get(MetadataPushback); len(vs) > 0 {
+			hint, retry := parsePushback(vs[0])
+			return &pushbackStatusError{err: err, st: st, hint: hint, retry: retry}, false
+		}
 		return err, false
 	}
 	re := &RemoteError{st: st, class: class}
@@ -99,15 +105,41 @@ func classify(err error, trailer metadata.MD) (_ error, ok bool) {
 	if len(vs) == 0 {
 		return re, true
 	}
-	ms, perr := strconv.ParseInt(vs[0], 10, 64)
-	if perr != nil || ms < 0 {
-		return &pushbackError{RemoteError: re, retry: false}, true
-	}
+	hint, retry := parsePushback(vs[0])
 	if re.hint == 0 {
-		re.hint = time.Duration(min(ms, int64(time.Duration(1<<63-1)/time.Millisecond))) * time.Millisecond
+		re.hint = hint
 	}
-	return &pushbackError{RemoteError: re, retry: true}, true
+	return &pushbackError{RemoteError: re, retry: retry}, true
 }
+
+// parsePushback parses a grpc-retry-pushback-ms value: the hint, and
+// whether a retry is allowed (not for a negative or unparseable value,
+// whose hint is 0).
+func parsePushback(v string) (hint time.Duration, retry bool) {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, false
+	}
+	return time.Duration(min(ms, int64(time.Duration(1<<63-1)/time.Millisecond))) * time.Millisecond, true
+}
+
+// pushbackStatusError is a downstream's answer of a code that is not
+// classified (INTERNAL, say) that came with a grpc-retry-pushback-ms
+// trailer: it keeps the answer (errors.Is, status.FromError) and carries
+// the pushback as RetryAfter and Retryable, for a retry policy that
+// retries this code.
+type pushbackStatusError struct {
+	err   error
+	st    *status.Status
+	hint  time.Duration
+	retry bool
+}
+
+func (e *pushbackStatusError) Error() string              { return e.err.Error() }
+func (e *pushbackStatusError) Unwrap() error              { return e.err }
+func (e *pushbackStatusError) GRPCStatus() *status.Status { return e.st }
+func (e *pushbackStatusError) RetryAfter() time.Duration  { return e.hint }
+func (e *pushbackStatusError) Retryable() bool            { return e.retry }
 
 // statusError is an error from a policy (a local refusal, a timeout, an
 // ended context) with the status the client interceptors give it, so that

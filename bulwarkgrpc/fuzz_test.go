@@ -36,6 +36,17 @@ func FuzzPushback(f *testing.F) {
 		if wantRetry && ms < 1<<40 && hint != time.Duration(ms)*time.Millisecond {
 			t.Fatalf("pushback %q: RetryAfter = %v, want %d ms", s, hint, ms)
 		}
+		// An unclassified code carries the same pushback.
+		other, ok := classify(status.Error(codes.Internal, "x"), metadata.Pairs(MetadataPushback, s))
+		if ok || status.Code(other) != codes.Internal {
+			t.Fatalf("classify(INTERNAL, %q) = %v, %t, want INTERNAL unclassified", s, other, ok)
+		}
+		if r, ok := bulwark.Retryable(other); !ok || r != wantRetry {
+			t.Fatalf("INTERNAL, pushback %q: Retryable() = %t, %t, want %t", s, r, ok, wantRetry)
+		}
+		if h, _ := bulwark.RetryAfter(other); h != hint {
+			t.Fatalf("INTERNAL, pushback %q: RetryAfter = %v, want %v", s, h, hint)
+		}
 	})
 }
 
