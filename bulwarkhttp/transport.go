@@ -17,7 +17,9 @@ import (
 //
 // Each attempt (each call of the policy's fn) sends a clone of the request —
 // the caller's *http.Request is never modified — with Bulwark-Attempt set to
-// [bulwark.AttemptFrom] and Bulwark-Priority to the effective tier of its
+// the attempt's number ([bulwark.AttemptFrom], or the Transport's own count
+// of fn's calls when p does not set it) and Bulwark-Priority to the
+// effective tier of its
 // context ([bulwark.PriorityFrom]) unless [WithPropagatePriority] says not
 // to. From the second attempt on, the body is rewound with GetBody.
 //
@@ -316,7 +318,11 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 		}
 		r2.Body = b
 	}
-	r2.Header.Set(headerAttempt, strconv.Itoa(bulwark.AttemptFrom(actx)))
+	// The attempt's number: the context's (a retry policy sets it, and a
+	// stacked Transport gets it from the outer one), or this exchange's
+	// own count when p calls fn again without saying so.
+	attempt := max(bulwark.AttemptFrom(actx), n)
+	r2.Header.Set(headerAttempt, strconv.Itoa(attempt))
 	if t.o.propagate == nil || t.o.propagate(req) {
 		r2.Header.Set(headerPriority, bulwark.PriorityFrom(actx).String())
 	}
@@ -332,7 +338,7 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 			}
 			return nil, err
 		}
-		return nil, &TransportError{Err: err, Attempt: n, replayable: replay}
+		return nil, &TransportError{Err: err, Attempt: attempt, replayable: replay}
 	}
 	if stopA != nil && !stopA() {
 		// actx ended just as the headers arrived: the body is cut.
@@ -342,7 +348,7 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 		return nil, context.Cause(actx)
 	}
 	var ferr error
-	if se := newStatusError(resp, n, replay, time.Now()); se != nil {
+	if se := newStatusError(resp, attempt, replay, time.Now()); se != nil {
 		ferr = se
 	}
 	if resp.Body == http.NoBody {

@@ -704,3 +704,36 @@ func TestTransportAdmitterReleasedWhenBasePanics(t *testing.T) {
 		t.Errorf("in flight %d, results %v; want the permit released once with an error", n, results)
 	}
 }
+
+func TestTransportAttemptHeaderCountsAttempts(t *testing.T) {
+	// A policy that calls fn again without bulwark.WithAttempt (a
+	// hand-written retry loop) still sends each attempt's number, the one
+	// its StatusError reports.
+	s := &scripted{statuses: []int{503}}
+	srv, c := serve(t, s)
+	var seen []error
+	loop := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
+		var err error
+		for range 3 {
+			err = fn(ctx)
+			seen = append(seen, err)
+		}
+		return err
+	})
+	resp, err := (&http.Client{Transport: bulwarkhttp.Transport(loop, c.Transport)}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	headers, _ := s.requests()
+	for i, h := range headers {
+		want := strconv.Itoa(i + 1)
+		if got := h.Get("Bulwark-Attempt"); got != want {
+			t.Errorf("request %d: Bulwark-Attempt = %q, want %q", i+1, got, want)
+		}
+		var se *bulwarkhttp.StatusError
+		if errors.As(seen[i], &se) && strconv.Itoa(se.Attempt) != h.Get("Bulwark-Attempt") {
+			t.Errorf("request %d: StatusError.Attempt = %d, header %q", i+1, se.Attempt, h.Get("Bulwark-Attempt"))
+		}
+	}
+}
