@@ -19,9 +19,9 @@ import (
 // the caller's *http.Request is never modified — with Bulwark-Attempt set to
 // the attempt's number ([bulwark.AttemptFrom], or the Transport's own count
 // of fn's calls when p does not set it) and Bulwark-Priority to the
-// effective tier of its
-// context ([bulwark.PriorityFrom]) unless [WithPropagatePriority] says not
-// to. From the second attempt on, the body is rewound with GetBody.
+// effective tier of its context ([bulwark.PriorityFrom]) unless
+// [WithPropagatePriority] says not to. From the second attempt on, the
+// body is rewound with GetBody.
 //
 // Downstream answers are classified for the policies: 502, 503 and 504 are
 // a [*StatusError] wrapping [bulwark.ErrRemoteUnavailable], 429 one
