@@ -852,3 +852,23 @@ func TestWriteErrorHugeHintDoesNotOverflow(t *testing.T) {
 		}
 	}
 }
+
+func TestMiddlewareKeepsReaderFrom(t *testing.T) {
+	rec := &recorder{}
+	h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rf, ok := w.(io.ReaderFrom)
+		if !ok {
+			http.Error(w, "wrapper lost io.ReaderFrom", http.StatusInternalServerError)
+			return
+		}
+		_, _ = rf.ReadFrom(strings.NewReader("copied"))
+	}), rec)
+	srv, c := serve(t, h)
+	resp, b := get(t, c, srv.URL, nil)
+	if resp.StatusCode != 200 || string(b) != "copied" {
+		t.Errorf("got %d %q, want 200 \"copied\" through ReadFrom", resp.StatusCode, b)
+	}
+	if _, err := rec.last(); err != nil {
+		t.Errorf("policy saw %v, want success", err)
+	}
+}
