@@ -42,11 +42,14 @@ type metrics struct {
 	reg     *telemetry.Registration
 }
 
-// observed is what the observable callback reads; it holds the instruments
-// and the attribute sets, never the bulkhead.
+// observed is what the observable callback reads besides the bulkhead it
+// is handed: the instruments, the attribute sets and the refusal counts,
+// never the bulkhead itself (held weakly), nor b.m, which is not set yet
+// when a collection on another goroutine runs the callback during New.
 type observed struct {
 	active, queued, limit metric.Int64ObservableUpDownCounter
 	refusedInst           metric.Int64ObservableCounter
+	refused               *telemetry.Counters
 	name                  telemetry.Set
 	tier                  [bulwark.NumPriorities]telemetry.Set
 }
@@ -82,7 +85,8 @@ func newMetrics(b *Bulkhead, mp metric.MeterProvider) *metrics {
 			"Slots of the bulkhead.", "{call}"),
 		refusedInst: telemetry.Int64ObservableCounter(meter, "bulwark.bulkhead.refused",
 			"Calls the bulkhead refused.", "{call}"),
-		name: telemetry.NewSet(name),
+		refused: m.refused,
+		name:    telemetry.NewSet(name),
 	}
 	for t := range bulwark.NumPriorities {
 		obs.tier[t] = telemetry.NewSet(name, prio(t))
@@ -94,7 +98,7 @@ func newMetrics(b *Bulkhead, mp metric.MeterProvider) *metrics {
 		for t := range q {
 			o.ObserveInt64(obs.queued, q[t], obs.tier[t].Observe...)
 		}
-		b.m.refused.Observe(o, obs.refusedInst)
+		obs.refused.Observe(o, obs.refusedInst)
 	}, obs.active, obs.queued, obs.limit, obs.refusedInst)
 	return m
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/bulwark-go/bulwark"
@@ -151,5 +153,33 @@ func TestMetricsDoNotKeepTheBulkheadAlive(t *testing.T) {
 		if i == 100 {
 			t.Fatal("the dropped bulkhead still reports bulwark.bulkhead.limit")
 		}
+	}
+}
+
+// eagerProvider runs every callback as it is registered, as a collection
+// running on another goroutine (a periodic reader) may while New is still
+// building the bulkhead.
+type eagerProvider struct{ noop.MeterProvider }
+
+func (eagerProvider) Meter(string, ...metric.MeterOption) metric.Meter { return eagerMeter{} }
+
+type eagerMeter struct{ noop.Meter }
+
+func (eagerMeter) RegisterCallback(f metric.Callback, _ ...metric.Observable) (metric.Registration, error) {
+	_ = f(context.Background(), noop.Observer{})
+	return noop.Registration{}, nil
+}
+
+// TestCollectionDuringNew: the observable callback reads only what is set
+// before it is registered.
+func TestCollectionDuringNew(t *testing.T) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("New() with a collection during registration panicked: %v", r)
+		}
+	}()
+	b := bulkhead.New("api", 2, bulkhead.WithMeterProvider(eagerProvider{}))
+	if err := b.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Errorf("Do() = %v, want nil", err)
 	}
 }
