@@ -223,7 +223,10 @@ func (r *Registration) Unregister() {
 // Register registers observe for owner's observable instruments. The
 // callback holds owner through a weak pointer, so a dropped owner is
 // collected and its callback unregistered; observe receives the owner and
-// must not capture it.
+// must not capture it. A collection on another goroutine may run observe
+// as soon as it is registered, before Register returns: the owner must be
+// complete by then, and observe must not read what is set afterwards (the
+// Registration stored in the owner, say).
 func Register[T any](m metric.Meter, owner *T, observe func(owner *T, o metric.Observer), insts ...metric.Observable) *Registration {
 	wp := weak.Make(owner)
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
