@@ -55,12 +55,41 @@ func TestNewPanics(t *testing.T) {
 	}
 }
 
+// TestNilOptionsIgnoredLastWins: Acquire on a full bulkhead waits only when
+// the last WithMaxQueue gave it a queue (Do never waits, so it cannot
+// tell).
 func TestNilOptionsIgnoredLastWins(t *testing.T) {
-	b := newQuiet(1, nil, bulkhead.WithMaxQueue(5), bulkhead.WithMaxQueue(0), bulkhead.WithMeterProvider(nil))
-	p, _ := b.TryAcquire()
-	defer p.Release()
-	if err := b.Do(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, bulkhead.ErrFull) {
-		t.Errorf("Do() = %v, want ErrFull (the last WithMaxQueue(0) wins)", err)
+	tests := []struct {
+		name     string
+		give     []bulkhead.Option
+		wantErr  error
+		wantWait time.Duration
+	}{
+		{"queue then none", []bulkhead.Option{nil, bulkhead.WithMaxQueue(5), bulkhead.WithMaxQueue(0), bulkhead.WithMeterProvider(nil)},
+			bulkhead.ErrFull, 0},
+		{"none then queue", []bulkhead.Option{bulkhead.WithMaxQueue(0), nil, bulkhead.WithMaxQueue(5)},
+			context.DeadlineExceeded, time.Second},
+		{"max wait, last wins", []bulkhead.Option{bulkhead.WithMaxQueue(1), bulkhead.WithMaxWait(time.Hour), bulkhead.WithMaxWait(time.Second / 2)},
+			bulkhead.ErrMaxWait, time.Second / 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newQuiet(1, tt.give...)
+				p, _ := b.TryAcquire()
+				defer p.Release()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				start := time.Now()
+				_, err := b.Acquire(ctx)
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("Acquire() = %v, want %v", err, tt.wantErr)
+				}
+				if got := time.Since(start); got != tt.wantWait {
+					t.Errorf("Acquire() answered after %v, want %v", got, tt.wantWait)
+				}
+			})
+		})
 	}
 }
 

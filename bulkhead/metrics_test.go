@@ -183,3 +183,16 @@ func TestCollectionDuringNew(t *testing.T) {
 		t.Errorf("Do() = %v, want nil", err)
 	}
 }
+
+// TestMeterProviderNilIgnored: a later WithMeterProvider(nil) does not send
+// the metrics back to the global provider.
+func TestMeterProviderNilIgnored(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	b := bulkhead.New("api", 3, bulkhead.WithMeterProvider(mp), bulkhead.WithMeterProvider(nil))
+	if v, ok := sumPoint(t, collect(t, reader)["bulwark.bulkhead.limit"], attrName); !ok || v != 3 {
+		t.Errorf("bulwark.bulkhead.limit = %d (found %v), want 3 through the provider given before nil", v, ok)
+	}
+	runtime.KeepAlive(b)
+}
