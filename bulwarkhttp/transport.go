@@ -106,14 +106,24 @@ func closeRequestBody(req *http.Request) {
 }
 
 // discard closes a response that will not be returned, after reading a
-// little of it so that its connection may be reused.
+// little of it so that its connection may be reused. The read is bounded
+// in time too: once its headers arrived, a body is covered by the
+// caller's context only, and a body that stalls must not hold the next
+// attempt.
 func discard(resp *http.Response) {
 	if resp == nil {
 		return
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+	if resp.Body != http.NoBody {
+		stop := time.AfterFunc(discardTimeout, func() { _ = resp.Body.Close() })
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		stop.Stop()
+	}
 	_ = resp.Body.Close()
 }
+
+// discardTimeout bounds the draining of a discarded body.
+const discardTimeout = 250 * time.Millisecond
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.a != nil {
@@ -380,6 +390,7 @@ type body struct {
 
 	mu       sync.Mutex
 	finished bool
+	closing  bool // Close was called: a read error it causes is no failure
 }
 
 // rwBody keeps the io.Writer of a 101 Switching Protocols body.
@@ -408,6 +419,9 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 func (b *body) Close() error {
+	b.mu.Lock()
+	b.closing = true
+	b.mu.Unlock()
 	err := b.rc.Close()
 	b.finish(nil)
 	return err
@@ -420,6 +434,10 @@ func (b *body) finish(err error) {
 		return
 	}
 	b.finished = true
+	if b.closing {
+		// A Read that failed because of a concurrent Close.
+		err = nil
+	}
 	b.mu.Unlock()
 	if b.cancel != nil {
 		b.stopC()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -736,4 +737,53 @@ func TestTransportAttemptHeaderCountsAttempts(t *testing.T) {
 			t.Errorf("request %d: StatusError.Attempt = %d, header %q", i+1, se.Attempt, h.Get("Bulwark-Attempt"))
 		}
 	}
+}
+
+// stalledBase answers every request 503 with a body that never ends.
+type stalledBase struct {
+	mu    sync.Mutex
+	calls int
+	pipes []*io.PipeWriter
+}
+
+func (s *stalledBase) RoundTrip(req *http.Request) (*http.Response, error) {
+	pr, pw := io.Pipe()
+	s.mu.Lock()
+	s.calls++
+	s.pipes = append(s.pipes, pw)
+	s.mu.Unlock()
+	return &http.Response{StatusCode: 503, Header: http.Header{}, Body: pr, Request: req}, nil
+}
+
+func TestTransportRetryNotStalledByFailedBody(t *testing.T) {
+	// The answer being retried is drained a little for connection reuse;
+	// a body that stalls must not hold the next attempt (only the caller's
+	// context covers a body once its headers arrived).
+	synctest.Test(t, func(t *testing.T) {
+		base := &stalledBase{}
+		rt := bulwarkhttp.Transport(&retrier{n: 2}, base)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Errorf("RoundTrip() = %v, want the last 503", err)
+				return
+			}
+			_ = resp.Body.Close()
+		}()
+		time.Sleep(time.Minute) // fake time: long past any drain bound
+		synctest.Wait()
+		base.mu.Lock()
+		calls := base.calls
+		for _, pw := range base.pipes {
+			_ = pw.Close() // unblock whatever still waits
+		}
+		base.mu.Unlock()
+		<-done
+		if calls != 2 {
+			t.Errorf("attempts sent = %d, want 2 (the retry stalled on the first body)", calls)
+		}
+	})
 }
