@@ -26,8 +26,12 @@ const (
 // [0, NumPriorities).
 const NumPriorities = 4
 
-// Priorities lists the tiers from the most important to the least.
-var Priorities = [NumPriorities]Priority{CriticalPlus, Critical, SheddablePlus, Sheddable}
+// Priorities lists the tiers from the most important to the least. It is a
+// copy for callers to range over; bulwark itself never reads it, so
+// changing it changes nothing here.
+var Priorities = tiers
+
+var tiers = [NumPriorities]Priority{CriticalPlus, Critical, SheddablePlus, Sheddable}
 
 // Index maps the tier to 0 (Sheddable) … 3 (CriticalPlus), for arrays indexed
 // by tier. A value outside the four tiers maps to Critical's index.
@@ -66,7 +70,7 @@ var ErrInvalidPriority = errors.New("bulwark: invalid priority")
 // the empty string included, is an error wrapping [ErrInvalidPriority].
 // It allocates only on error.
 func ParsePriority(s string) (Priority, error) {
-	for _, p := range Priorities {
+	for _, p := range tiers {
 		if wireEqual(s, p.String()) {
 			return p, nil
 		}
