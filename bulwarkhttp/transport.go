@@ -1,6 +1,7 @@
 package bulwarkhttp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -48,7 +49,10 @@ import (
 // admission policies: breaker, bulkhead, rate limit), the Transport uses
 // Admit instead of Do and holds admission until the body is closed or read
 // to EOF (a response without a body, http.NoBody, releases it at once),
-// reporting the answer's class (or a read error) to done. A p that
+// reporting the answer's class (or a read error) to done. A failed answer
+// to a request that may be replayed has its body (up to 64 KiB) read
+// before RoundTrip returns, so that its admission ends at once rather than
+// after an outer retry's backoff; the caller still gets the body intact. A p that
 // is not an Admitter (it contains a retry or a timeout) covers the exchange
 // up to the headers only; to cover bodies as well, stack two:
 //
@@ -373,11 +377,55 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 		}
 		return resp, ferr
 	}
+	if done != nil && ferr != nil && replay && bufferFailure(caller, resp, ferr, done) {
+		return resp, ferr
+	}
 	if cancel != nil || done != nil {
 		resp.Body = wrapBody(resp.Body, cancel, stopC, done, ferr)
 	}
 	return resp, ferr
 }
+
+// failureBodyMax bounds the body of a failed answer that the Admit path
+// buffers.
+const failureBodyMax = 64 << 10
+
+// bufferFailure reads the body of a failed answer that may be retried, so
+// that its admission ends now rather than when an outer retry closes it at
+// its next attempt, after a backoff (a bulkhead would fill with sleeping
+// retries, a half-open breaker would wait for its probe). The body stays
+// intact for the caller. It reports whether the exchange is finished
+// (done called); a body past failureBodyMax is left streaming, with what
+// was read put back in front of it.
+func bufferFailure(caller context.Context, resp *http.Response, ferr error, done func(error)) bool {
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, failureBodyMax+1))
+	switch {
+	case err == nil && len(buf) <= failureBodyMax:
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(buf))
+		done(ferr)
+		return true
+	case err != nil:
+		// The body broke off: the caller gets what arrived, then err.
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(buf), errReader{err}))
+		if caller.Err() != nil {
+			done(err)
+		} else {
+			done(ferr)
+		}
+		return true
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), resp.Body), resp.Body}
+	return false
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // body finishes an exchange when the response body is read to EOF, fails,
 // or is closed: it ends the request's context and calls done.

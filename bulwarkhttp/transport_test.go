@@ -488,14 +488,18 @@ func TestTransportCallerCancelsBodyRead(t *testing.T) {
 func TestTransportAdmitterHoldsUntilBodyDone(t *testing.T) {
 	tests := []struct {
 		name     string
+		method   string
 		status   int
 		finish   func(io.ReadCloser)
 		wantErr  error // what done receives; nil for success
 		wantNone bool
 	}{
-		{"read to EOF", 200, func(b io.ReadCloser) { _, _ = io.ReadAll(b) }, nil, false},
-		{"closed early", 200, func(b io.ReadCloser) { _ = b.Close() }, nil, false},
-		{"503 closed", 503, func(b io.ReadCloser) { _ = b.Close() }, bulwark.ErrRemoteUnavailable, false},
+		{"read to EOF", http.MethodGet, 200, func(b io.ReadCloser) { _, _ = io.ReadAll(b) }, nil, false},
+		{"closed early", http.MethodGet, 200, func(b io.ReadCloser) { _ = b.Close() }, nil, false},
+		// A replayable request's failed answer is buffered and its permit
+		// released at once (TestTransportAdmitterReleasesRetriedAnswerBeforeBackoff);
+		// a POST's is held like any other body.
+		{"503 closed", http.MethodPost, 503, func(b io.ReadCloser) { _ = b.Close() }, bulwark.ErrRemoteUnavailable, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -503,7 +507,8 @@ func TestTransportAdmitterHoldsUntilBodyDone(t *testing.T) {
 			srv, c := serve(t, s)
 			g := &gate{limit: 1}
 			client := &http.Client{Transport: bulwarkhttp.Transport(g, c.Transport)}
-			resp, err := client.Get(srv.URL)
+			req, _ := http.NewRequest(tt.method, srv.URL, nil)
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -786,4 +791,109 @@ func TestTransportRetryNotStalledByFailedBody(t *testing.T) {
 			t.Errorf("attempts sent = %d, want 2 (the retry stalled on the first body)", calls)
 		}
 	})
+}
+
+// roundTripFunc adapts a function to http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// answers returns a base that answers the n-th request with statuses[n]
+// and bodies[n].
+func answers(statuses []int, bodies []string) http.RoundTripper {
+	var mu sync.Mutex
+	n := 0
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		i := min(n, len(statuses)-1)
+		n++
+		mu.Unlock()
+		return &http.Response{StatusCode: statuses[i], Header: http.Header{},
+			Body: io.NopCloser(strings.NewReader(bodies[i])), Request: r}, nil
+	})
+}
+
+func TestTransportAdmitterReleasesRetriedAnswerBeforeBackoff(t *testing.T) {
+	// In Transport(retry, Transport(admitters, base)) a failed answer's
+	// body is closed only when the next attempt starts; its permit must
+	// not be held through the retry's backoff (a bulkhead would fill with
+	// sleeping retries). A small failure body is buffered, so the permit
+	// goes at once and the body stays intact for the caller.
+	big := strings.Repeat("x", 200<<10)
+	tests := []struct {
+		name        string
+		body        string
+		wantHeld    int // permits held while the policy waits
+		wantRetried bool
+	}{
+		{"small body", "busy", 0, true},
+		{"body past the buffer", big, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &gate{limit: 1}
+			held := -1
+			p := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
+				err := fn(ctx)
+				held, _ = g.state() // a backoff would run here
+				if err == nil || !tt.wantRetried {
+					return err
+				}
+				return fn(bulwark.WithAttempt(ctx, 2))
+			})
+			rt := bulwarkhttp.Transport(p, bulwarkhttp.Transport(g, answers([]int{503, 200}, []string{tt.body, "ok"})))
+			req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held != tt.wantHeld {
+				t.Errorf("permits held after the failed attempt = %d, want %d", held, tt.wantHeld)
+			}
+			want := "ok"
+			if !tt.wantRetried {
+				want = tt.body
+			}
+			if got := readAll(t, resp); got != want {
+				t.Errorf("body = %d bytes, want %d bytes intact", len(got), len(want))
+			}
+			n, results := g.state()
+			if n != 0 || len(results) != 1+btoi(tt.wantRetried) || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
+				t.Errorf("in flight %d, results %v; want every permit released, the first with the 503", n, results)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+type failingReader struct{ err error }
+
+func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestTransportAdmitterFailureBodyBreaksOff(t *testing.T) {
+	broken := errors.New("test: connection reset")
+	g := &gate{limit: 1}
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 503, Header: http.Header{}, Request: r,
+			Body: io.NopCloser(io.MultiReader(strings.NewReader("par"), failingReader{broken}))}, nil
+	})
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+	resp, err := bulwarkhttp.Transport(g, base).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, rerr := io.ReadAll(resp.Body)
+	if string(b) != "par" || !errors.Is(rerr, broken) {
+		t.Errorf("body = %q, %v; want what arrived, then the read error", b, rerr)
+	}
+	if n, results := g.state(); n != 0 || len(results) != 1 || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
+		t.Errorf("in flight %d, results %v; want the permit released once with the 503", n, results)
+	}
 }
