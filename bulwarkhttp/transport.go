@@ -377,7 +377,7 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 		}
 		return resp, ferr
 	}
-	if done != nil && ferr != nil && replay && bufferFailure(caller, resp, ferr, done) {
+	if done != nil && ferr != nil && replay && bufferFailure(resp, ferr, done) {
 		return resp, ferr
 	}
 	if cancel != nil || done != nil {
@@ -397,7 +397,7 @@ const failureBodyMax = 64 << 10
 // intact for the caller. It reports whether the exchange is finished
 // (done called); a body past failureBodyMax is left streaming, with what
 // was read put back in front of it.
-func bufferFailure(caller context.Context, resp *http.Response, ferr error, done func(error)) bool {
+func bufferFailure(resp *http.Response, ferr error, done func(error)) bool {
 	buf, err := io.ReadAll(io.LimitReader(resp.Body, failureBodyMax+1))
 	switch {
 	case err == nil && len(buf) <= failureBodyMax:
@@ -406,14 +406,12 @@ func bufferFailure(caller context.Context, resp *http.Response, ferr error, done
 		done(ferr)
 		return true
 	case err != nil:
-		// The body broke off: the caller gets what arrived, then err.
+		// The body broke off (or a context ended it): the caller gets
+		// what arrived, then err. The answer's class was settled by its
+		// status, so that is what admission hears.
 		_ = resp.Body.Close()
 		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(buf), errReader{err}))
-		if caller.Err() != nil {
-			done(err)
-		} else {
-			done(ferr)
-		}
+		done(ferr)
 		return true
 	}
 	resp.Body = struct {
