@@ -55,7 +55,7 @@ type problem struct {
 // of [StatusCode]; Retry-After in whole seconds, rounded up and at least 1,
 // when err carries a hint ([bulwark.RetryAfter]); the RateLimit and
 // RateLimit-Policy headers when err carries a quota ([bulwark.QuotaFrom]),
-// in which case Retry-After is at least the quota's reset; and an RFC 9457
+// in which case Retry-After is the quota's t rounded up; and an RFC 9457
 // application/problem+json body {type, title, status, detail}. The detail is err's message for a local refusal
 // ([bulwark.ErrRejected], [bulwark.ErrUnavailable]: a policy's own
 // message) and a fixed text otherwise, so that a downstream's or an
@@ -76,8 +76,10 @@ func writeError(w http.ResponseWriter, err error, head bool) {
 	}
 	if q, ok := bulwark.QuotaFrom(err); ok {
 		setQuotaHeaders(h, q)
-		if retry > 0 {
-			retry = max(retry, ceilSeconds(q.Reset))
+		if q.Reset > 0 {
+			// Retry-After is t rounded up (the quota is read once, so the
+			// two headers agree even if the hint moved meanwhile).
+			retry = ceilSeconds(q.Reset)
 		}
 	}
 	if retry > 0 {

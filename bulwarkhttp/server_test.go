@@ -160,6 +160,16 @@ func TestMiddlewareRateLimitHeaders(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Retry-After is t rounded up", func(t *testing.T) {
+		// The hint was read at another moment than the quota: the headers
+		// follow the quota, so Retry-After and t agree.
+		err := &quotaRefusal{refusal: refusal{class: bulwark.ErrUnavailable, hint: 4 * time.Second}, q: q}
+		srv, c := serve(t, bulwarkhttp.Handler(okHandler, refuse(err)))
+		resp, _ := get(t, c, srv.URL, nil)
+		if got := resp.Header.Get("Retry-After"); got != "3" {
+			t.Errorf("Retry-After = %q, want %q (t = 2.5s rounded up)", got, "3")
+		}
+	})
 	t.Run("admitted", func(t *testing.T) {
 		admitted := q
 		admitted.Remaining, admitted.Reset = 41, 0
