@@ -1,8 +1,6 @@
 package bulwarkgrpc
 
 import (
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/telemetry"
 )
@@ -19,7 +17,6 @@ const (
 // observable counter.
 type calls struct {
 	counts *telemetry.Counters
-	reg    *telemetry.Registration
 }
 
 func newCalls(o *options, instName, desc string) *calls {
@@ -32,13 +29,8 @@ func newCalls(o *options, instName, desc string) *calls {
 				telemetry.KeyOutcome.String(outcome), telemetry.KeyPriority.String(p.String())))
 		}
 	}
-	c := &calls{counts: telemetry.NewCounters(sets...)}
-	m := telemetry.Meter(o.mp, "bulwarkgrpc")
-	inst := telemetry.Int64ObservableCounter(m, instName, desc, "{call}")
-	c.reg = telemetry.Register(m, c.counts, func(cs *telemetry.Counters, o metric.Observer) {
-		cs.Observe(o, inst)
-	}, inst)
-	return c
+	return &calls{counts: telemetry.ObservedCounters(
+		telemetry.Meter(o.mp, "bulwarkgrpc"), instName, desc, "{call}", sets...)}
 }
 
 func (c *calls) add(outcome int, p bulwark.Priority) {

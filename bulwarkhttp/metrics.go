@@ -1,8 +1,6 @@
 package bulwarkhttp
 
 import (
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/bulwark-go/bulwark/internal/telemetry"
 )
 
@@ -17,7 +15,6 @@ const (
 // an observable counter.
 type requestMetrics struct {
 	counts *telemetry.Counters
-	reg    *telemetry.Registration
 }
 
 type serverMetrics = requestMetrics
@@ -38,13 +35,8 @@ func newRequestMetrics(o options, instName, desc string) *requestMetrics {
 	for i, oc := range telemetry.Outcomes {
 		sets[i] = telemetry.NewSet(name, telemetry.KeyOutcome.String(oc))
 	}
-	m := &requestMetrics{counts: telemetry.NewCounters(sets...)}
-	meter := telemetry.Meter(o.mp, "bulwarkhttp")
-	inst := telemetry.Int64ObservableCounter(meter, instName, desc, "{request}")
-	m.reg = telemetry.Register(meter, m.counts, func(c *telemetry.Counters, o metric.Observer) {
-		c.Observe(o, inst)
-	}, inst)
-	return m
+	return &requestMetrics{counts: telemetry.ObservedCounters(
+		telemetry.Meter(o.mp, "bulwarkhttp"), instName, desc, "{request}", sets...)}
 }
 
 // count adds one request with outcome oc.
