@@ -5,6 +5,7 @@ package metrictest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,6 +57,16 @@ func (r *Reader) Metric(name string) (metricdata.Metrics, bool) {
 // the test when the instrument holds other data.
 func (r *Reader) Int64(name string) map[string]int64 {
 	r.t.Helper()
+	return r.Int64Where(name)
+}
+
+// Int64Where returns the int64 data points (of a sum or a gauge) of the
+// instrument called name whose attributes include every key and value of
+// kv (given as for [Key]), keyed by [Render] of their other attributes: ""
+// is the point whose attributes are exactly kv. It fails the test when the
+// instrument holds other data.
+func (r *Reader) Int64Where(name string, kv ...string) map[string]int64 {
+	r.t.Helper()
 	out := map[string]int64{}
 	m, ok := r.Metric(name)
 	if !ok {
@@ -71,9 +82,88 @@ func (r *Reader) Int64(name string) map[string]int64 {
 		r.t.Fatalf("%s holds %T, want int64 points", name, m.Data)
 	}
 	for _, dp := range dps {
-		out[Render(dp.Attributes)] = dp.Value
+		if rest, ok := without(dp.Attributes, kv); ok {
+			out[rest] = dp.Value
+		}
 	}
 	return out
+}
+
+// Int64Total returns the sum of the values [Reader.Int64Where] returns.
+func (r *Reader) Int64Total(name string, kv ...string) int64 {
+	r.t.Helper()
+	var total int64
+	for _, v := range r.Int64Where(name, kv...) {
+		total += v
+	}
+	return total
+}
+
+// Monotonic reports whether the instrument called name is a monotonic
+// int64 sum (a counter); ok is false when it is not an int64 sum at all,
+// or was not collected.
+func (r *Reader) Monotonic(name string) (monotonic, ok bool) {
+	r.t.Helper()
+	m, found := r.Metric(name)
+	s, ok := m.Data.(metricdata.Sum[int64])
+	return s.IsMonotonic, found && ok
+}
+
+// HistogramWhere returns the data points of the float64 histogram called
+// name whose attributes include every key and value of kv, keyed as
+// [Reader.Int64Where] keys them. It fails the test when the instrument
+// holds other data.
+func (r *Reader) HistogramWhere(name string, kv ...string) map[string]metricdata.HistogramDataPoint[float64] {
+	r.t.Helper()
+	out := map[string]metricdata.HistogramDataPoint[float64]{}
+	m, ok := r.Metric(name)
+	if !ok {
+		return out
+	}
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	if !ok {
+		r.t.Fatalf("%s holds %T, want a float64 histogram", name, m.Data)
+	}
+	for _, dp := range h.DataPoints {
+		if rest, ok := without(dp.Attributes, kv); ok {
+			out[rest] = dp
+		}
+	}
+	return out
+}
+
+// Scopes returns the names of the instrumentation scopes (meters) that
+// reported anything, sorted.
+func (r *Reader) Scopes() []string {
+	r.t.Helper()
+	var names []string
+	for _, sm := range r.Collect().ScopeMetrics {
+		names = append(names, sm.Scope.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// without reports whether s holds every key and value of kv, and renders
+// the attributes of s that kv does not name.
+func without(s attribute.Set, kv []string) (string, bool) {
+	if len(kv)%2 != 0 {
+		panic("metrictest: need key, value pairs")
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if v, ok := s.Value(attribute.Key(kv[i])); !ok || v.String() != kv[i+1] {
+			return "", false
+		}
+	}
+	rest, _ := s.Filter(func(a attribute.KeyValue) bool {
+		for i := 0; i < len(kv); i += 2 {
+			if string(a.Key) == kv[i] {
+				return false
+			}
+		}
+		return true
+	})
+	return Render(rest), true
 }
 
 // Render writes an attribute set as "k=v,k=v", keys in order.
