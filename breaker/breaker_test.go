@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 var errBoom = errors.New("boom")
@@ -618,11 +619,11 @@ func TestOptionsPanic(t *testing.T) {
 func TestNilOptionsIgnored(t *testing.T) {
 	// A nil option, or an option given nil, leaves what an earlier option
 	// set in force.
-	c := newCollector(t)
+	c := metrictest.New(t)
 	var changes []string
 	type hostKey struct{}
 	g := NewGroup("nil", nil,
-		WithMeterProvider(c.mp), WithMeterProvider(nil),
+		WithMeterProvider(c.Provider), WithMeterProvider(nil),
 		WithOnStateChange(func(name string, _, to State) { changes = append(changes, name+":"+to.String()) }),
 		WithOnStateChange(nil),
 		WithFailure(func(err error) bool { return err == errBoom }), WithFailure(nil),
@@ -641,7 +642,7 @@ func TestNilOptionsIgnored(t *testing.T) {
 	if want := []string{"h:open"}; fmt.Sprint(changes) != fmt.Sprint(want) {
 		t.Errorf("OnStateChange saw %v, want %v: WithOnStateChange(nil) dropped the callback", changes, want)
 	}
-	if got := c.points("bulwark.breaker.calls")["bulwark.outcome=failure,bulwark.policy.name=nil"]; got != 1 {
+	if got := c.Int64("bulwark.breaker.calls")["bulwark.outcome=failure,bulwark.policy.name=nil"]; got != 1 {
 		t.Errorf("calls{failure} = %d, want 1: WithMeterProvider(nil) dropped the provider", got)
 	}
 }
@@ -766,10 +767,10 @@ func TestSuccessAllocatesAtMostGobreaker(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	c := newCollector(t)
+	c := metrictest.New(t)
 	ctx := context.Background()
-	b := New("allocs", WithMeterProvider(c.mp))
-	g := NewGroup("allocs", WithMeterProvider(c.mp))
+	b := New("allocs", WithMeterProvider(c.Provider))
+	g := NewGroup("allocs", WithMeterProvider(c.Provider))
 	kctx := bulwark.WithKey(ctx, "host")
 	_ = g.Do(kctx, succeed)
 	for _, tt := range []struct {

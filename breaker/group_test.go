@@ -13,6 +13,7 @@ import (
 	"weak"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 func keyed(key string) context.Context { return bulwark.WithKey(context.Background(), key) }
@@ -81,9 +82,9 @@ func TestGroupEvictsIdleClosedFirst(t *testing.T) {
 }
 
 func TestGroupEviction100000Keys(t *testing.T) {
-	c := newCollector(t)
+	c := metrictest.New(t)
 	const max = 1000
-	g := NewGroup("keys", WithMaxKeys(max), WithConsecutiveFailures(1), WithMeterProvider(c.mp))
+	g := NewGroup("keys", WithMaxKeys(max), WithConsecutiveFailures(1), WithMeterProvider(c.Provider))
 	_ = g.Do(keyed("open"), fail)
 	g.ForceOpen("forced")
 	g.Disable("disabled")
@@ -130,7 +131,7 @@ func TestGroupEviction100000Keys(t *testing.T) {
 		t.Errorf("%d of %d evicted breakers still alive after GC", alive, len(watched))
 	}
 
-	members := c.points("bulwark.breaker.members")
+	members := c.Int64("bulwark.breaker.members")
 	var total int64
 	for k, v := range members {
 		if strings.Contains(k, "k9") || !strings.Contains(k, "bulwark.policy.name=keys") {
@@ -144,7 +145,7 @@ func TestGroupEviction100000Keys(t *testing.T) {
 	if got := members["bulwark.policy.name=keys,bulwark.state=open"]; got != 1 {
 		t.Errorf("members{open} = %d, want 1", got)
 	}
-	calls := c.points("bulwark.breaker.calls")
+	calls := c.Int64("bulwark.breaker.calls")
 	if got := calls["bulwark.outcome=success,bulwark.policy.name=keys"]; got != 100_000 {
 		t.Errorf("calls{success} = %d, want 100000", got)
 	}
@@ -225,18 +226,18 @@ func TestGroupOnStateChangeGetsKeys(t *testing.T) {
 }
 
 func TestGroupEvictedMemberReportsNothing(t *testing.T) {
-	c := newCollector(t)
-	g := NewGroup("late", WithMaxKeys(1), WithConsecutiveFailures(1), WithMeterProvider(c.mp))
+	c := metrictest.New(t)
+	g := NewGroup("late", WithMaxKeys(1), WithConsecutiveFailures(1), WithMeterProvider(c.Provider))
 	done, err := g.Admit(keyed("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = g.Do(keyed("b"), succeed) // evicts a while its call runs
 	done(errBoom)                 // trips the evicted breaker: not reported
-	if got := c.points("bulwark.breaker.transitions"); len(got) != 0 {
+	if got := c.Int64("bulwark.breaker.transitions"); len(got) != 0 {
 		t.Errorf("transitions = %v, want none from an evicted breaker", got)
 	}
-	members := c.points("bulwark.breaker.members")
+	members := c.Int64("bulwark.breaker.members")
 	if got := members["bulwark.policy.name=late,bulwark.state=closed"]; got != 1 {
 		t.Errorf("members{closed} = %d, want 1 (%v)", got, members)
 	}
