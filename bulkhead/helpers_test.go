@@ -2,12 +2,8 @@ package bulkhead_test
 
 import (
 	"context"
-	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
@@ -42,55 +38,4 @@ func queueCaller(ctx context.Context, b *bulkhead.Bulkhead, id int, out chan<- r
 			p.Release()
 		}
 	}()
-}
-
-// collect reads every metric from r, by name.
-func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]metricdata.Aggregation {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatalf("Collect() = %v", err)
-	}
-	got := map[string]metricdata.Aggregation{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			got[m.Name] = m.Data
-		}
-	}
-	return got
-}
-
-// sumPoint returns the value of the int64 sum point with exactly attrs.
-func sumPoint(t *testing.T, data metricdata.Aggregation, attrs ...attribute.KeyValue) (int64, bool) {
-	t.Helper()
-	if data == nil {
-		return 0, false
-	}
-	s, ok := data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("aggregation %T, want metricdata.Sum[int64]", data)
-	}
-	want := attribute.NewSet(attrs...)
-	for _, dp := range s.DataPoints {
-		if dp.Attributes.Equals(&want) {
-			return dp.Value, true
-		}
-	}
-	return 0, false
-}
-
-// histPoint returns the histogram point with exactly attrs.
-func histPoint(t *testing.T, data metricdata.Aggregation, attrs ...attribute.KeyValue) (metricdata.HistogramDataPoint[float64], bool) {
-	t.Helper()
-	h, ok := data.(metricdata.Histogram[float64])
-	if !ok {
-		t.Fatalf("aggregation %T, want metricdata.Histogram[float64]", data)
-	}
-	want := attribute.NewSet(attrs...)
-	for _, dp := range h.DataPoints {
-		if dp.Attributes.Equals(&want) {
-			return dp, true
-		}
-	}
-	return metricdata.HistogramDataPoint[float64]{}, false
 }

@@ -5,30 +5,34 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
-var (
-	attrName = attribute.String("bulwark.policy.name", "api")
-	attrPrio = func(p bulwark.Priority) attribute.KeyValue { return attribute.String("bulwark.priority", p.String()) }
-)
+// apiKey renders the attributes of a point of the bulkhead "api" with kv
+// (keys and values) besides its name, as metrictest keys points.
+func apiKey(kv ...string) string {
+	return metrictest.Key(append([]string{"bulwark.policy.name", "api"}, kv...)...)
+}
+
+// prio, reason and outcome are the key and value of one attribute.
+func prio(p bulwark.Priority) []string { return []string{"bulwark.priority", p.String()} }
+func reason(r string) []string         { return []string{"bulwark.reason", r} }
+func outcome(o string) []string        { return []string{"bulwark.outcome", o} }
 
 func TestMetrics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		defer func() { _ = mp.Shutdown(context.Background()) }()
-		b := bulkhead.New("api", 1, bulkhead.WithMaxQueue(2), bulkhead.WithMaxWait(5*time.Second), bulkhead.WithMeterProvider(mp))
+		reader := metrictest.New(t)
+		b := bulkhead.New("api", 1, bulkhead.WithMaxQueue(2), bulkhead.WithMaxWait(5*time.Second), bulkhead.WithMeterProvider(reader.Provider))
 
 		hold, _ := b.TryAcquire()
 		out := make(chan result, 4)
@@ -55,28 +59,35 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("caller %d: %v, want caller 2 admitted", r.id, r.err)
 		}
 
-		got := collect(t, reader)
 		gauges := []struct {
-			name  string
-			attrs []attribute.KeyValue
-			want  int64
+			name string
+			key  string
+			want int64
 		}{
-			{"bulwark.bulkhead.active", []attribute.KeyValue{attrName}, 1},
-			{"bulwark.bulkhead.limit", []attribute.KeyValue{attrName}, 1},
-			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(cr)}, 1},
-			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(sh)}, 0},
-			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(cp)}, 0},
-			{"bulwark.bulkhead.queued", []attribute.KeyValue{attrName, attrPrio(sp)}, 0},
-			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(sh), attribute.String("bulwark.reason", "evicted")}, 1},
-			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(cr), attribute.String("bulwark.reason", "full")}, 1},
-			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(sp), attribute.String("bulwark.reason", "full")}, 1},
-			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(cp), attribute.String("bulwark.reason", "full")}, 1},
-			{"bulwark.bulkhead.refused", []attribute.KeyValue{attrName, attrPrio(cr), attribute.String("bulwark.reason", "timeout")}, 0},
+			{"bulwark.bulkhead.active", apiKey(), 1},
+			{"bulwark.bulkhead.limit", apiKey(), 1},
+			{"bulwark.bulkhead.queued", apiKey(prio(cr)...), 1},
+			{"bulwark.bulkhead.queued", apiKey(prio(sh)...), 0},
+			{"bulwark.bulkhead.queued", apiKey(prio(cp)...), 0},
+			{"bulwark.bulkhead.queued", apiKey(prio(sp)...), 0},
+			{"bulwark.bulkhead.refused", apiKey(append(prio(sh), reason("evicted")...)...), 1},
+			{"bulwark.bulkhead.refused", apiKey(append(prio(cr), reason("full")...)...), 1},
+			{"bulwark.bulkhead.refused", apiKey(append(prio(sp), reason("full")...)...), 1},
+			{"bulwark.bulkhead.refused", apiKey(append(prio(cp), reason("full")...)...), 1},
+			{"bulwark.bulkhead.refused", apiKey(append(prio(cr), reason("timeout")...)...), 0},
 		}
 		for _, g := range gauges {
-			v, ok := sumPoint(t, got[g.name], g.attrs...)
+			v, ok := reader.Int64(g.name)[g.key]
 			if !ok || v != g.want {
-				t.Errorf("%s %v = %d (found %v), want %d", g.name, g.attrs, v, ok, g.want)
+				t.Errorf("%s {%s} = %d (found %v), want %d", g.name, g.key, v, ok, g.want)
+			}
+		}
+		if got, want := reader.Scopes(), []string{"github.com/bulwark-go/bulwark/bulkhead"}; !slices.Equal(got, want) {
+			t.Errorf("meters = %v, want %v", got, want)
+		}
+		for _, name := range []string{"bulwark.bulkhead.active", "bulwark.bulkhead.limit", "bulwark.bulkhead.queued", "bulwark.bulkhead.refused"} {
+			if _, ok := reader.Monotonic(name); !ok {
+				t.Errorf("%s is not an int64 sum", name)
 			}
 		}
 
@@ -95,11 +106,10 @@ func TestMetrics(t *testing.T) {
 		close(release)
 		synctest.Wait()
 
-		got = collect(t, reader)
-		if v, _ := sumPoint(t, got["bulwark.bulkhead.active"], attrName); v != 0 {
+		if v := reader.Int64("bulwark.bulkhead.active")[apiKey()]; v != 0 {
 			t.Errorf("active = %d at the end, want 0", v)
 		}
-		if v, _ := sumPoint(t, got["bulwark.bulkhead.refused"], attrName, attrPrio(cr), attribute.String("bulwark.reason", "timeout")); v != 1 {
+		if v := reader.Int64("bulwark.bulkhead.refused")[apiKey(append(prio(cr), reason("timeout")...)...)]; v != 1 {
 			t.Errorf("refused{timeout, critical} = %d, want 1", v)
 		}
 		waits := []struct {
@@ -113,21 +123,20 @@ func TestMetrics(t *testing.T) {
 			{"ignored", sp, 0.5},
 		}
 		for _, w := range waits {
-			dp, ok := histPoint(t, got["bulwark.bulkhead.wait.duration"], attrName, attrPrio(w.prio), attribute.String("bulwark.outcome", w.outcome))
+			dp, ok := reader.HistogramWhere("bulwark.bulkhead.wait.duration")[apiKey(append(prio(w.prio), outcome(w.outcome)...)...)]
 			if !ok || dp.Count != 1 || math.Abs(dp.Sum-w.want) > 1e-9 {
 				t.Errorf("wait.duration{%s, %s} = count %d sum %v (found %v), want count 1 sum %v", w.outcome, w.prio, dp.Count, dp.Sum, ok, w.want)
 			}
 		}
 		// The refusals of Do and Admit recorded no wait.
 		for _, p := range []bulwark.Priority{sp, cp} {
-			if dp, _ := histPoint(t, got["bulwark.bulkhead.wait.duration"], attrName, attrPrio(p), attribute.String("bulwark.outcome", "refused")); dp.Count != 0 {
+			if dp := reader.HistogramWhere("bulwark.bulkhead.wait.duration")[apiKey(append(prio(p), outcome("refused")...)...)]; dp.Count != 0 {
 				t.Errorf("wait.duration{refused, %s} count = %d, want 0 (Do and Admit do not wait)", p, dp.Count)
 			}
 		}
 		// The fast path records no wait.
 		_ = b.Do(context.Background(), func(context.Context) error { return nil })
-		got = collect(t, reader)
-		if dp, _ := histPoint(t, got["bulwark.bulkhead.wait.duration"], attrName, attrPrio(cr), attribute.String("bulwark.outcome", "success")); dp.Count != 0 {
+		if dp := reader.HistogramWhere("bulwark.bulkhead.wait.duration")[apiKey(append(prio(cr), outcome("success")...)...)]; dp.Count != 0 {
 			t.Errorf("wait.duration{success, critical} count = %d after an unqueued call, want 0", dp.Count)
 		}
 	})
@@ -136,18 +145,15 @@ func TestMetrics(t *testing.T) {
 // TestMetricsDoNotKeepTheBulkheadAlive: a dropped bulkhead is collected and
 // its callback stops reporting.
 func TestMetricsDoNotKeepTheBulkheadAlive(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
+	reader := metrictest.New(t)
 	func() {
-		b := bulkhead.New("api", 3, bulkhead.WithMeterProvider(mp))
+		b := bulkhead.New("api", 3, bulkhead.WithMeterProvider(reader.Provider))
 		_ = b.Do(context.Background(), func(context.Context) error { return nil })
 	}()
 	for i := 0; ; i++ {
 		runtime.GC()
 		runtime.Gosched()
-		got := collect(t, reader)
-		if _, ok := sumPoint(t, got["bulwark.bulkhead.limit"], attrName); !ok {
+		if _, ok := reader.Int64("bulwark.bulkhead.limit")[apiKey()]; !ok {
 			return
 		}
 		if i == 100 {
@@ -187,11 +193,9 @@ func TestCollectionDuringNew(t *testing.T) {
 // TestMeterProviderNilIgnored: a later WithMeterProvider(nil) does not send
 // the metrics back to the global provider.
 func TestMeterProviderNilIgnored(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
-	b := bulkhead.New("api", 3, bulkhead.WithMeterProvider(mp), bulkhead.WithMeterProvider(nil))
-	if v, ok := sumPoint(t, collect(t, reader)["bulwark.bulkhead.limit"], attrName); !ok || v != 3 {
+	reader := metrictest.New(t)
+	b := bulkhead.New("api", 3, bulkhead.WithMeterProvider(reader.Provider), bulkhead.WithMeterProvider(nil))
+	if v, ok := reader.Int64("bulwark.bulkhead.limit")[apiKey()]; !ok || v != 3 {
 		t.Errorf("bulwark.bulkhead.limit = %d (found %v), want 3 through the provider given before nil", v, ok)
 	}
 	runtime.KeepAlive(b)

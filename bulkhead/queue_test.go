@@ -10,11 +10,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 const (
@@ -416,10 +414,8 @@ func TestDoAndAdmitNeverWait(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				reader := sdkmetric.NewManualReader()
-				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-				defer func() { _ = mp.Shutdown(context.Background()) }()
-				b := bulkhead.New("api", 1, bulkhead.WithMaxQueue(4), bulkhead.WithMaxWait(time.Minute), bulkhead.WithMeterProvider(mp))
+				reader := metrictest.New(t)
+				b := bulkhead.New("api", 1, bulkhead.WithMaxQueue(4), bulkhead.WithMaxWait(time.Minute), bulkhead.WithMeterProvider(reader.Provider))
 				out := make(chan result, 4)
 				release := make(chan struct{})
 				free := tt.give(b, out, release)
@@ -446,7 +442,7 @@ func TestDoAndAdmitNeverWait(t *testing.T) {
 				if got := b.Queued(); got != tt.queued {
 					t.Errorf("Queued() = %d after Do and Admit, want %d (they do not queue)", got, tt.queued)
 				}
-				if v, _ := sumPoint(t, collect(t, reader)["bulwark.bulkhead.refused"], attrName, attrPrio(cp), attribute.String("bulwark.reason", "full")); v != 2 {
+				if v := reader.Int64("bulwark.bulkhead.refused")[apiKey(append(prio(cp), reason("full")...)...)]; v != 2 {
 					t.Errorf("refused{full, critical-plus} = %d, want 2", v)
 				}
 
