@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
@@ -155,8 +156,8 @@ func FuzzKeyedInvariants(f *testing.F) {
 		if len(ops) > 200 {
 			ops = ops[:200]
 		}
-		r, mp := newReader()
-		k := ratelimit.NewKeyed("m", limit, burst, ratelimit.WithMaxKeys(maxKeys), mp)
+		r := metrictest.New(t)
+		k := ratelimit.NewKeyed("m", limit, burst, ratelimit.WithMaxKeys(maxKeys), ratelimit.WithMeterProvider(r.Provider))
 		overflowed := func() int64 { return sums(t, r, "bulwark.ratelimit.overflow")[""] }
 		keys := []string{"a", "b", "c", "d"}
 		own := map[string][]time.Time{}

@@ -2,70 +2,44 @@ package ratelimit_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"golang.org/x/time/rate"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
-func newReader() (*sdkmetric.ManualReader, ratelimit.Option) {
-	r := sdkmetric.NewManualReader()
-	return r, ratelimit.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)))
-}
-
-// sums collects the int64 sums named name, keyed by "decision/priority"
-// (or "" for a metric with the policy name only).
-func sums(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]int64 {
+// sums returns the points of the int64 sum name, keyed by their attributes
+// other than bulwark.policy.name, which must be "m" on every point; it
+// checks that every meter is this package's.
+func sums(t *testing.T, r *metrictest.Reader, name string) map[string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
+	if got, want := r.Scopes(), []string{"github.com/bulwark-go/bulwark/ratelimit"}; !slices.Equal(got, want) {
+		t.Errorf("meters = %v, want %v", got, want)
 	}
-	got := map[string]int64{}
-	found := false
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != "github.com/bulwark-go/bulwark/ratelimit" {
-			t.Errorf("meter %q, want github.com/bulwark-go/bulwark/ratelimit", sm.Scope.Name)
-		}
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			found = true
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if !ok {
-				t.Fatalf("%s is %T, want a Sum[int64]", name, m.Data)
-			}
-			for _, dp := range sum.DataPoints {
-				if v, _ := dp.Attributes.Value("bulwark.policy.name"); v.AsString() != "m" {
-					t.Errorf("%s: bulwark.policy.name = %q, want m", name, v.AsString())
-				}
-				d, _ := dp.Attributes.Value(attribute.Key("bulwark.decision"))
-				p, _ := dp.Attributes.Value(attribute.Key("bulwark.priority"))
-				k := ""
-				if d.AsString() != "" {
-					k = d.AsString() + "/" + p.AsString()
-				}
-				got[k] = dp.Value
-			}
-		}
+	if _, ok := r.Monotonic(name); !ok {
+		t.Fatalf("no int64 sum %s", name)
 	}
-	if !found {
-		t.Fatalf("no metric %s", name)
+	got := r.Int64Where(name, "bulwark.policy.name", "m")
+	if all := r.Int64(name); len(all) != len(got) {
+		t.Errorf("%s = %v, want bulwark.policy.name = m on every point", name, all)
 	}
 	return got
 }
 
+// decision renders the attributes of a decisions point besides the name.
+func decision(d string, p bulwark.Priority) string {
+	return metrictest.Key("bulwark.decision", d, "bulwark.priority", p.String())
+}
+
 func TestMetrics(t *testing.T) {
 	t.Run("Limiter", func(t *testing.T) {
-		r, mp := newReader()
-		l := ratelimit.New("m", rate.Every(time.Hour), 10, mp)
+		r := metrictest.New(t)
+		l := ratelimit.New("m", rate.Every(time.Hour), 10, ratelimit.WithMeterProvider(r.Provider))
 		for i := 0; i < 7; i++ {
 			l.Allow(tierCtx(bulwark.Sheddable)) // 5 allowed, 2 limited
 		}
@@ -78,10 +52,10 @@ func TestMetrics(t *testing.T) {
 		_ = l.Wait(ctx) // one limited decision, not one per try
 		got := sums(t, r, "bulwark.ratelimit.decisions")
 		want := map[string]int64{
-			"allowed/sheddable": 5, "limited/sheddable": 2,
-			"allowed/sheddable-plus": 0, "limited/sheddable-plus": 1,
-			"allowed/critical": 5, "limited/critical": 0,
-			"allowed/critical-plus": 0, "limited/critical-plus": 1,
+			decision("allowed", bulwark.Sheddable): 5, decision("limited", bulwark.Sheddable): 2,
+			decision("allowed", bulwark.SheddablePlus): 0, decision("limited", bulwark.SheddablePlus): 1,
+			decision("allowed", bulwark.Critical): 5, decision("limited", bulwark.Critical): 0,
+			decision("allowed", bulwark.CriticalPlus): 0, decision("limited", bulwark.CriticalPlus): 1,
 		}
 		for k, w := range want {
 			if got[k] != w {
@@ -93,33 +67,20 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 	t.Run("Keyed", func(t *testing.T) {
-		r, mp := newReader()
-		k := ratelimit.NewKeyed("m", rate.Every(time.Hour), 1, ratelimit.WithMaxKeys(2), mp)
+		r := metrictest.New(t)
+		k := ratelimit.NewKeyed("m", rate.Every(time.Hour), 1, ratelimit.WithMaxKeys(2), ratelimit.WithMeterProvider(r.Provider))
 		for _, key := range []string{"a", "b", "c", "d", "a"} {
 			k.AllowAt(keyCtx(key), t0) // a, b own; c, d overflow (c allowed); a limited
 		}
-		if got := sums(t, r, "bulwark.ratelimit.decisions"); got["allowed/critical"] != 3 || got["limited/critical"] != 2 {
+		if got := sums(t, r, "bulwark.ratelimit.decisions"); got[decision("allowed", bulwark.Critical)] != 3 || got[decision("limited", bulwark.Critical)] != 2 {
 			t.Errorf("decisions = %v, want 3 allowed and 2 limited (critical)", got)
 		}
 		if got := sums(t, r, "bulwark.ratelimit.overflow"); got[""] != 2 {
 			t.Errorf("overflow = %d, want 2", got[""])
 		}
-		var rm metricdata.ResourceMetrics
-		if err := r.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		keys := int64(-1)
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				if m.Name == "bulwark.ratelimit.keys" {
-					if s, ok := m.Data.(metricdata.Sum[int64]); ok && len(s.DataPoints) == 1 && !s.IsMonotonic {
-						keys = s.DataPoints[0].Value
-					}
-				}
-			}
-		}
-		if keys != 2 {
-			t.Errorf("keys = %d, want 2 (a non-monotonic sum)", keys)
+		mono, ok := r.Monotonic("bulwark.ratelimit.keys")
+		if keys := r.Int64("bulwark.ratelimit.keys"); !ok || mono || len(keys) != 1 || r.Int64Total("bulwark.ratelimit.keys") != 2 {
+			t.Errorf("keys = %v (an int64 sum: %v, monotonic: %v), want one point of 2 (a non-monotonic sum)", keys, ok, mono)
 		}
 	})
 }
