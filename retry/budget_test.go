@@ -10,16 +10,15 @@ import (
 	"testing/synctest"
 	"time"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
 func TestBudgetFailingBackend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const calls = 1000
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		reader := metrictest.New(t)
+		mp := reader.Provider
 		r := retry.New(retry.WithBudget(retry.NewBudget()), retry.WithMeterProvider(mp),
 			retry.WithInitialDelay(time.Millisecond), retry.WithRandomization(0))
 		var attempts int
@@ -45,11 +44,10 @@ func TestBudgetFailingBackend(t *testing.T) {
 		if attempts < calls*11/10 {
 			t.Errorf("attempts = %d for %d calls, want the budget's 10 %% used (>= %d)", attempts, calls, calls*11/10)
 		}
-		rm := collect(t, reader)
-		if got := sum(t, rm, "bulwark.retry.budget.exhausted"); got < calls/2 {
+		if got := sum(t, reader, "bulwark.retry.budget.exhausted"); got < calls/2 {
 			t.Errorf("budget.exhausted = %d, want most of the %d calls", got, calls)
 		}
-		if got := sum(t, rm, "bulwark.retry.attempts"); got != int64(attempts) {
+		if got := sum(t, reader, "bulwark.retry.attempts"); got != int64(attempts) {
 			t.Errorf("attempts metric = %d, want %d", got, attempts)
 		}
 	})

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -147,8 +146,8 @@ func TestGRPCPushback(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			reader := sdkmetric.NewManualReader()
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			reader := metrictest.New(t)
+			mp := reader.Provider
 			r := retry.New(retry.WithInitialDelay(tt.initial), retry.WithMaxDelay(max(tt.initial, time.Second)),
 				retry.WithRandomization(0), retry.WithMeterProvider(mp))
 			b := &grpcBackend{respond: tt.give}
@@ -164,7 +163,7 @@ func TestGRPCPushback(t *testing.T) {
 			if got := b.seen(); strings.Join(got, " ") != strings.Join(tt.wantAttempts, " ") {
 				t.Errorf("bulwark-attempt per call = %q, want %q", got, tt.wantAttempts)
 			}
-			n, _ := histCount(t, collect(t, reader), "bulwark.retry.delay", attribute.String("bulwark.reason", "hint"))
+			n, _ := histCount(t, reader, "bulwark.retry.delay", "bulwark.reason", "hint")
 			if got := n > 0; got != tt.wantHint {
 				t.Errorf("hint delays recorded = %d, want some: %v", n, tt.wantHint)
 			}

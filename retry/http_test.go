@@ -14,10 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -108,8 +106,8 @@ func TestHTTPRetryAfter(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			reader := sdkmetric.NewManualReader()
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			reader := metrictest.New(t)
+			mp := reader.Provider
 			// Without the hint the backoff (an hour) would end past the
 			// deadline and stop the call after one attempt.
 			r := retry.New(retry.WithInitialDelay(time.Hour), retry.WithMaxDelay(time.Hour), retry.WithMeterProvider(mp))
@@ -131,7 +129,7 @@ func TestHTTPRetryAfter(t *testing.T) {
 			if len(attempts) != tt.wantCalls {
 				t.Errorf("server saw %d requests, want %d", len(attempts), tt.wantCalls)
 			}
-			n, sum := histCount(t, collect(t, reader), "bulwark.retry.delay", attribute.String("bulwark.reason", "hint"))
+			n, sum := histCount(t, reader, "bulwark.retry.delay", "bulwark.reason", "hint")
 			if tt.wantCalls == 1 {
 				if el > 500*time.Millisecond {
 					t.Errorf("Do took %v, want it to return at once", el)

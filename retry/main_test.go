@@ -1,16 +1,13 @@
 package retry_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -43,77 +40,26 @@ type wrapped struct {
 func (w *wrapped) Error() string { return w.msg }
 func (w *wrapped) Unwrap() error { return w.class }
 
-// collect reads the metrics of r.
-func collect(t *testing.T, r *sdkmetric.ManualReader) metricdata.ResourceMetrics {
+// sum returns the total of the points of the int64 sum name whose
+// attributes include kv (keys and values); it fails the test when name is
+// not exported as an int64 sum.
+func sum(t *testing.T, r *metrictest.Reader, name string, kv ...string) int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatalf("Collect() = %v", err)
+	if _, ok := r.Monotonic(name); !ok {
+		t.Fatalf("metric %s not exported as an int64 sum", name)
 	}
-	return rm
+	return r.Int64Total(name, kv...)
 }
 
-func find(rm metricdata.ResourceMetrics, name string) (metricdata.Aggregation, bool) {
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				return m.Data, true
-			}
-		}
-	}
-	return nil, false
-}
-
-// sum returns the value of the counter name for the data point whose
-// attributes include kv.
-func sum(t *testing.T, rm metricdata.ResourceMetrics, name string, kv ...attribute.KeyValue) int64 {
+// histCount returns the number and the sum of the recordings in the
+// histogram name whose attributes include kv (0 if it was never recorded).
+func histCount(t *testing.T, r *metrictest.Reader, name string, kv ...string) (uint64, float64) {
 	t.Helper()
-	data, ok := find(rm, name)
-	if !ok {
-		t.Fatalf("metric %s not exported", name)
-	}
-	s, ok := data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("metric %s is %T, want an int64 sum", name, data)
-	}
-	var total int64
-	for _, dp := range s.DataPoints {
-		if hasAll(dp.Attributes, kv) {
-			total += dp.Value
-		}
-	}
-	return total
-}
-
-// histCount returns the number of recordings in the histogram name whose
-// attributes include kv (0 if it was never recorded).
-func histCount(t *testing.T, rm metricdata.ResourceMetrics, name string, kv ...attribute.KeyValue) (uint64, float64) {
-	t.Helper()
-	data, ok := find(rm, name)
-	if !ok {
-		return 0, 0
-	}
-	h, ok := data.(metricdata.Histogram[float64])
-	if !ok {
-		t.Fatalf("metric %s is %T, want a float64 histogram", name, data)
-	}
 	var n uint64
 	var s float64
-	for _, dp := range h.DataPoints {
-		if hasAll(dp.Attributes, kv) {
-			n += dp.Count
-			s += dp.Sum
-		}
+	for _, dp := range r.HistogramWhere(name, kv...) {
+		n += dp.Count
+		s += dp.Sum
 	}
 	return n, s
-}
-
-func hasAll(set attribute.Set, kv []attribute.KeyValue) bool {
-	for _, want := range kv {
-		got, ok := set.Value(want.Key)
-		if !ok || got != want.Value {
-			return false
-		}
-	}
-	return true
 }

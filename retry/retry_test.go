@@ -10,12 +10,11 @@ import (
 	"time"
 	"weak"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarktest"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -442,8 +441,8 @@ func TestMaxElapsed(t *testing.T) {
 }
 
 func TestPanicAndGoexitCounted(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	reader := metrictest.New(t)
+	mp := reader.Provider
 	r := retry.New(retry.WithMeterProvider(mp), retry.WithName("p"))
 	func() {
 		defer func() {
@@ -459,9 +458,8 @@ func TestPanicAndGoexitCounted(t *testing.T) {
 		_ = r.Do(context.Background(), func(context.Context) error { runtime.Goexit(); return nil })
 	}()
 	<-done
-	rm := collect(t, reader)
-	if got := sum(t, rm, "bulwark.retry.attempts", attribute.String("bulwark.outcome", "failure"),
-		attribute.String("bulwark.attempt.kind", "first")); got != 2 {
+	if got := sum(t, reader, "bulwark.retry.attempts", "bulwark.outcome", "failure",
+		"bulwark.attempt.kind", "first"); got != 2 {
 		t.Errorf("failed first attempts = %d, want 2 (panic and Goexit)", got)
 	}
 }
@@ -539,8 +537,8 @@ func TestOptionPanics(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		reader := metrictest.New(t)
+		mp := reader.Provider
 		budget := retry.NewBudget(retry.WithRatio(0), retry.WithMinRetriesPerSecond(0.3)) // 3 retries per 10 s
 		r := retry.New(retry.WithMeterProvider(mp), retry.WithName("orders"), retry.WithBudget(budget),
 			retry.WithRandomization(0))
@@ -550,8 +548,7 @@ func TestMetrics(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			_ = r.Do(ctx, func(context.Context) error { return nil })
 		}
-		rm := collect(t, reader)
-		if n, _ := histCount(t, rm, "bulwark.retry.delay"); n != 0 {
+		if n, _ := histCount(t, reader, "bulwark.retry.delay"); n != 0 {
 			t.Errorf("delays recorded after first-attempt successes = %d, want 0", n)
 		}
 		// Fail, retry (backoff 100 ms), succeed.
@@ -569,8 +566,7 @@ func TestMetrics(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		_ = r.Do(cctx, func(context.Context) error { cancel(); return errRemote })
 
-		rm = collect(t, reader)
-		name := attribute.String("bulwark.policy.name", "orders")
+		name := []string{"bulwark.policy.name", "orders"}
 		for _, w := range []struct {
 			outcome, kind string
 			want          int64
@@ -578,19 +574,19 @@ func TestMetrics(t *testing.T) {
 			{"success", "first", 5}, {"failure", "first", 4}, {"ignored", "first", 1}, {"refused", "first", 0},
 			{"success", "retry", 1}, {"failure", "retry", 1}, {"refused", "retry", 1}, {"ignored", "retry", 0},
 		} {
-			got := sum(t, rm, "bulwark.retry.attempts", name, attribute.String("bulwark.outcome", w.outcome),
-				attribute.String("bulwark.attempt.kind", w.kind))
+			got := sum(t, reader, "bulwark.retry.attempts", append(name, "bulwark.outcome", w.outcome,
+				"bulwark.attempt.kind", w.kind)...)
 			if got != w.want {
 				t.Errorf("attempts{%s, %s} = %d, want %d", w.outcome, w.kind, got, w.want)
 			}
 		}
-		if got := sum(t, rm, "bulwark.retry.budget.exhausted", name); got != 2 {
+		if got := sum(t, reader, "bulwark.retry.budget.exhausted", name...); got != 2 {
 			t.Errorf("budget.exhausted = %d, want 2", got)
 		}
-		if n, s := histCount(t, rm, "bulwark.retry.delay", name, attribute.String("bulwark.reason", "backoff")); n != 2 || s != 0.2 {
+		if n, s := histCount(t, reader, "bulwark.retry.delay", append(name, "bulwark.reason", "backoff")...); n != 2 || s != 0.2 {
 			t.Errorf("backoff delays = %d summing %vs, want 2 summing 0.2s", n, s)
 		}
-		if n, s := histCount(t, rm, "bulwark.retry.delay", name, attribute.String("bulwark.reason", "hint")); n != 1 || s != 2 {
+		if n, s := histCount(t, reader, "bulwark.retry.delay", append(name, "bulwark.reason", "hint")...); n != 1 || s != 2 {
 			t.Errorf("hint delays = %d summing %vs, want 1 summing 2s", n, s)
 		}
 	})
@@ -624,12 +620,12 @@ func TestFirstAttemptSuccessAllocatesNothing(t *testing.T) {
 // keep a dropped Retrier alive (SPEC, Telemetry), and stops reporting once
 // the Retrier is collected.
 func TestDroppedRetrierIsCollected(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	reader := metrictest.New(t)
+	mp := reader.Provider
 	r := retry.New(retry.WithMeterProvider(mp), retry.WithName("dropped"))
 	_ = r.Do(context.Background(), func(context.Context) error { return nil })
-	name := attribute.String("bulwark.policy.name", "dropped")
-	if got := sum(t, collect(t, reader), "bulwark.retry.attempts", name); got != 1 {
+	name := []string{"bulwark.policy.name", "dropped"}
+	if got := sum(t, reader, "bulwark.retry.attempts", name...); got != 1 {
 		t.Fatalf("attempts = %d before the Retrier is dropped, want 1", got)
 	}
 	wr := weak.Make(r)
@@ -642,9 +638,7 @@ func TestDroppedRetrierIsCollected(t *testing.T) {
 		t.Fatal("a dropped Retrier is kept alive by its metric callback")
 	}
 	reported := func() bool {
-		data, ok := find(collect(t, reader), "bulwark.retry.attempts")
-		s, _ := data.(metricdata.Sum[int64])
-		return ok && len(s.DataPoints) > 0
+		return len(reader.Int64("bulwark.retry.attempts")) > 0
 	}
 	// Cleanups run on their own goroutine: let them unregister.
 	for i := 0; i < 100 && reported(); i++ {
@@ -660,8 +654,8 @@ func TestNilOptionsIgnored(t *testing.T) {
 	// A nil option, or an option given nil, leaves what an earlier option
 	// set in force.
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		reader := metrictest.New(t)
+		mp := reader.Provider
 		budget := retry.NewBudget(retry.WithRatio(0), retry.WithMinRetriesPerSecond(0), nil) // no retries
 		r := retry.New(nil, retry.WithMeterProvider(mp), retry.WithMeterProvider(nil),
 			retry.WithBudget(budget), retry.WithBudget(nil), retry.WithName("nil"))
@@ -671,7 +665,7 @@ func TestNilOptionsIgnored(t *testing.T) {
 		if !errors.As(err, &ex) || s.calls != 1 {
 			t.Errorf("Do() = %v after %d calls, want *ExhaustedError after 1: WithBudget(nil) dropped the budget", err, s.calls)
 		}
-		if got := sum(t, collect(t, reader), "bulwark.retry.budget.exhausted", attribute.String("bulwark.policy.name", "nil")); got != 1 {
+		if got := sum(t, reader, "bulwark.retry.budget.exhausted", "bulwark.policy.name", "nil"); got != 1 {
 			t.Errorf("budget.exhausted = %d, want 1: WithMeterProvider(nil) dropped the provider", got)
 		}
 	})
