@@ -5,52 +5,36 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
-
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
-// counts collects the data points of an Int64 sum by bulwark.outcome.
-func counts(t *testing.T, r *sdkmetric.ManualReader, name, policy string) map[string]int64 {
+// counts returns the points of the counter name of the policy called
+// policy, keyed by bulwark.outcome. It fails the test unless name is a
+// monotonic int64 sum and this package's meter is the only one.
+func counts(t *testing.T, r *metrictest.Reader, name, policy string) map[string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
+	if mono, ok := r.Monotonic(name); !ok || !mono {
+		t.Fatalf("%s is not a monotonic Int64 sum", name)
+	}
+	if got, want := r.Scopes(), []string{"github.com/bulwark-go/bulwark/bulwarkhttp"}; !slices.Equal(got, want) {
+		t.Errorf("meters = %v, want %v", got, want)
 	}
 	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != "github.com/bulwark-go/bulwark/bulwarkhttp" {
-			continue
-		}
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if !ok || !sum.IsMonotonic {
-				t.Fatalf("%s is %T, want a monotonic Int64 sum", name, m.Data)
-			}
-			for _, dp := range sum.DataPoints {
-				if v, _ := dp.Attributes.Value("bulwark.policy.name"); v.AsString() != policy {
-					continue
-				}
-				oc, _ := dp.Attributes.Value(attribute.Key("bulwark.outcome"))
-				out[oc.AsString()] = dp.Value
-			}
-		}
+	for k, v := range r.Int64Where(name, "bulwark.policy.name", policy) {
+		out[strings.TrimPrefix(k, "bulwark.outcome=")] = v
 	}
 	return out
 }
 
 func TestServerMetrics(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
+	reader := metrictest.New(t)
+	mp := reader.Provider
 
 	p := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
 		if ctx.Value(refuseKey{}) != nil {
@@ -90,9 +74,8 @@ func TestServerMetrics(t *testing.T) {
 type refuseKey struct{}
 
 func TestClientMetrics(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
+	reader := metrictest.New(t)
+	mp := reader.Provider
 
 	s := &scripted{statuses: []int{200, 503}}
 	srv, c := serve(t, s)
