@@ -20,6 +20,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 func clientOpts(p bulwark.Policy, opts ...bulwarkgrpc.Option) grpc.DialOption {
@@ -153,8 +154,8 @@ func TestClientRefusal(t *testing.T) {
 				served.Add(1)
 				return &testpb.SimpleResponse{}, nil
 			}}
-			m := newMetrics(t)
-			h := start(t, svc, nil, clientOpts(refuser(tt.give), bulwarkgrpc.WithMeterProvider(m.mp)))
+			m := metrictest.New(t)
+			h := start(t, svc, nil, clientOpts(refuser(tt.give), bulwarkgrpc.WithMeterProvider(m.Provider)))
 			_, err := h.client.UnaryCall(tt.ctx, &testpb.SimpleRequest{})
 			if got := status.Code(err); got != tt.want {
 				t.Errorf("status.Code(err) = %v, want %v (err %v)", got, tt.want, err)
@@ -171,7 +172,7 @@ func TestClientRefusal(t *testing.T) {
 			if n := served.Load(); n != 0 {
 				t.Errorf("the server served %d calls, want 0", n)
 			}
-			if got := m.count(t, "bulwark.grpc.client.calls", tt.outcome, "critical"); got != 1 {
+			if got := count(t, m, "bulwark.grpc.client.calls", tt.outcome, "critical"); got != 1 {
 				t.Errorf("%s calls = %d, want 1", tt.outcome, got)
 			}
 		})
@@ -202,8 +203,8 @@ func TestClientTimeout(t *testing.T) {
 			svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 				return nil, tt.handler(ctx)
 			}}
-			m := newMetrics(t)
-			h := start(t, svc, nil, clientOpts(bulwark.Timeout(20*time.Millisecond), bulwarkgrpc.WithMeterProvider(m.mp)))
+			m := metrictest.New(t)
+			h := start(t, svc, nil, clientOpts(bulwark.Timeout(20*time.Millisecond), bulwarkgrpc.WithMeterProvider(m.Provider)))
 			for i := 0; i < 5; i++ {
 				_, err := h.client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
 				if !errors.Is(err, bulwark.ErrTimeout) {
@@ -213,7 +214,7 @@ func TestClientTimeout(t *testing.T) {
 					t.Fatalf("call %d: status.Code(err) = %v, want DeadlineExceeded", i, got)
 				}
 			}
-			if got := m.count(t, "bulwark.grpc.client.calls", "failure", "critical"); got != 5 {
+			if got := count(t, m, "bulwark.grpc.client.calls", "failure", "critical"); got != 5 {
 				t.Errorf("failures = %d, want 5 (our own timeout is a failure)", got)
 			}
 		})
@@ -417,9 +418,9 @@ func TestClientCallerDeadlineIsIgnored(t *testing.T) {
 		<-ctx.Done()
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}}
-	m := newMetrics(t)
+	m := metrictest.New(t)
 	rec := &recorder{}
-	h := start(t, svc, nil, clientOpts(rec, bulwarkgrpc.WithMeterProvider(m.mp)))
+	h := start(t, svc, nil, clientOpts(rec, bulwarkgrpc.WithMeterProvider(m.Provider)))
 	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		_, err := h.client.UnaryCall(ctx, &testpb.SimpleRequest{})
@@ -431,7 +432,7 @@ func TestClientCallerDeadlineIsIgnored(t *testing.T) {
 		}
 		cancel()
 	}
-	if got := m.count(t, "bulwark.grpc.client.calls", "ignored", "critical"); got != 5 {
+	if got := count(t, m, "bulwark.grpc.client.calls", "ignored", "critical"); got != 5 {
 		t.Errorf("ignored = %d, want 5", got)
 	}
 }

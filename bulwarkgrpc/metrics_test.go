@@ -2,6 +2,7 @@ package bulwarkgrpc_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -10,58 +11,24 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
-
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
-// metrics is an SDK meter provider read by hand.
-type metrics struct {
-	mp     *sdkmetric.MeterProvider
-	reader *sdkmetric.ManualReader
-}
-
-func newMetrics(t *testing.T) *metrics {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	return &metrics{mp: mp, reader: reader}
-}
-
-// count returns the value of the counter name for the outcome and tier.
-func (m *metrics) count(t *testing.T, name, outcome, priority string) int64 {
+// count returns the value of the counter inst for the outcome and tier (0
+// when inst was never collected); it fails the test when inst is not a
+// Sum[int64].
+func count(t *testing.T, r *metrictest.Reader, inst, outcome, priority string) int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := m.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != "github.com/bulwark-go/bulwark/bulwarkgrpc" {
-			continue
-		}
-		for _, mm := range sm.Metrics {
-			if mm.Name != name {
-				continue
-			}
-			sum, ok := mm.Data.(metricdata.Sum[int64])
-			if !ok {
-				t.Fatalf("%s is %T, want a Sum[int64]", name, mm.Data)
-			}
-			for _, dp := range sum.DataPoints {
-				o, _ := dp.Attributes.Value(attribute.Key("bulwark.outcome"))
-				p, _ := dp.Attributes.Value(attribute.Key("bulwark.priority"))
-				if o.AsString() == outcome && p.AsString() == priority {
-					return dp.Value
-				}
-			}
+	if _, found := r.Metric(inst); found {
+		if _, ok := r.Monotonic(inst); !ok {
+			t.Fatalf("%s is not a Sum[int64]", inst)
 		}
 	}
-	return 0
+	return r.Int64Total(inst, "bulwark.outcome", outcome, "bulwark.priority", priority)
 }
 
 func TestMetricsOutcomes(t *testing.T) {
-	sm, cm := newMetrics(t), newMetrics(t)
+	sm, cm := metrictest.New(t), metrictest.New(t)
 	refuse := make(chan bool, 1)
 	gateway := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
 		select {
@@ -77,8 +44,8 @@ func TestMetricsOutcomes(t *testing.T) {
 		}
 		return &testpb.SimpleResponse{}, nil
 	}}
-	h := start(t, svc, serverOpts(gateway, bulwarkgrpc.WithMeterProvider(sm.mp), bulwarkgrpc.WithName("edge")),
-		clientOpts(bulwark.Chain(), bulwarkgrpc.WithMeterProvider(cm.mp)))
+	h := start(t, svc, serverOpts(gateway, bulwarkgrpc.WithMeterProvider(sm.Provider), bulwarkgrpc.WithName("edge")),
+		clientOpts(bulwark.Chain(), bulwarkgrpc.WithMeterProvider(cm.Provider)))
 	sheddable := bulwark.WithPriority(context.Background(), bulwark.Sheddable)
 	with := func(c codes.Code) *testpb.SimpleRequest {
 		return &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(c), Message: "x"}}
@@ -92,7 +59,7 @@ func TestMetricsOutcomes(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		m        *metrics
+		m        *metrictest.Reader
 		inst     string
 		outcome  string
 		priority string
@@ -111,29 +78,20 @@ func TestMetricsOutcomes(t *testing.T) {
 		{"client refused", cm, "bulwark.grpc.client.calls", "refused", "sheddable", 0},
 	}
 	for _, tt := range tests {
-		if got := tt.m.count(t, tt.inst, tt.outcome, tt.priority); got != tt.want {
+		if got := count(t, tt.m, tt.inst, tt.outcome, tt.priority); got != tt.want {
 			t.Errorf("%s: %s{%s, %s} = %d, want %d", tt.name, tt.inst, tt.outcome, tt.priority, got, tt.want)
 		}
 	}
-	if got := sm.name(t, "bulwark.grpc.server.calls"); got != "edge" {
-		t.Errorf("bulwark.policy.name = %q, want %q", got, "edge")
+	all, edge := sm.Int64("bulwark.grpc.server.calls"), sm.Int64Where("bulwark.grpc.server.calls", "bulwark.policy.name", "edge")
+	if len(all) == 0 || len(edge) != len(all) {
+		t.Errorf("bulwark.grpc.server.calls = %v, want bulwark.policy.name = edge on every point", all)
 	}
-}
-
-// name returns the bulwark.policy.name of the first data point of inst.
-func (m *metrics) name(t *testing.T, inst string) string {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := m.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, mm := range sm.Metrics {
-			if sum, ok := mm.Data.(metricdata.Sum[int64]); ok && mm.Name == inst && len(sum.DataPoints) > 0 {
-				v, _ := sum.DataPoints[0].Attributes.Value(attribute.Key("bulwark.policy.name"))
-				return v.AsString()
-			}
+	for _, m := range []struct {
+		r    *metrictest.Reader
+		inst string
+	}{{sm, "bulwark.grpc.server.calls"}, {cm, "bulwark.grpc.client.calls"}} {
+		if got, want := m.r.Scopes(), []string{"github.com/bulwark-go/bulwark/bulwarkgrpc"}; !slices.Equal(got, want) {
+			t.Errorf("%s: meters = %v, want %v", m.inst, got, want)
 		}
 	}
-	return ""
 }

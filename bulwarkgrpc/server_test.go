@@ -20,6 +20,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 // serverOpts wraps a server in both server interceptors.
@@ -342,8 +343,8 @@ func TestServerCallerWentAway(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newMetrics(t)
-			in := bulwarkgrpc.UnaryServerInterceptor(refuser(bulwark.ErrUnavailable), bulwarkgrpc.WithMeterProvider(m.mp))
+			m := metrictest.New(t)
+			in := bulwarkgrpc.UnaryServerInterceptor(refuser(bulwark.ErrUnavailable), bulwarkgrpc.WithMeterProvider(m.Provider))
 			_, err := in(tt.ctx(), nil, unaryInfo, func(context.Context, any) (any, error) {
 				t.Error("handler ran")
 				return nil, nil
@@ -351,7 +352,7 @@ func TestServerCallerWentAway(t *testing.T) {
 			if got := status.Code(err); got != tt.want {
 				t.Errorf("code = %v, want %v", got, tt.want)
 			}
-			if got := m.count(t, "bulwark.grpc.server.calls", "ignored", "critical"); got != 1 {
+			if got := count(t, m, "bulwark.grpc.server.calls", "ignored", "critical"); got != 1 {
 				t.Errorf("ignored calls = %d, want 1", got)
 			}
 		})
@@ -359,7 +360,7 @@ func TestServerCallerWentAway(t *testing.T) {
 }
 
 func TestServerCancelledWhileServing(t *testing.T) {
-	m := newMetrics(t)
+	m := metrictest.New(t)
 	rec := &recorder{}
 	entered := make(chan struct{})
 	svc := &service{
@@ -369,7 +370,7 @@ func TestServerCancelledWhileServing(t *testing.T) {
 			return nil, status.FromContextError(ctx.Err()).Err()
 		},
 	}
-	h := start(t, svc, serverOpts(rec, bulwarkgrpc.WithMeterProvider(m.mp)))
+	h := start(t, svc, serverOpts(rec, bulwarkgrpc.WithMeterProvider(m.Provider)))
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		<-entered
@@ -383,16 +384,16 @@ func TestServerCancelledWhileServing(t *testing.T) {
 	if got := status.Code(rec.last()); got != codes.Canceled {
 		t.Errorf("policy saw %v, want the handler's CANCELED (so it can ignore it)", rec.last())
 	}
-	if got := m.count(t, "bulwark.grpc.server.calls", "ignored", "critical"); got != 1 {
+	if got := count(t, m, "bulwark.grpc.server.calls", "ignored", "critical"); got != 1 {
 		t.Errorf("ignored calls = %d, want 1", got)
 	}
 }
 
 func TestServerPanicPassesThrough(t *testing.T) {
-	m := newMetrics(t)
+	m := metrictest.New(t)
 	type marker struct{}
 	want := &marker{}
-	in := bulwarkgrpc.UnaryServerInterceptor(bulwark.Timeout(time.Minute), bulwarkgrpc.WithMeterProvider(m.mp))
+	in := bulwarkgrpc.UnaryServerInterceptor(bulwark.Timeout(time.Minute), bulwarkgrpc.WithMeterProvider(m.Provider))
 	got := func() (v any) {
 		defer func() { v = recover() }()
 		_, _ = in(context.Background(), nil, unaryInfo, func(context.Context, any) (any, error) { panic(want) })
@@ -401,7 +402,7 @@ func TestServerPanicPassesThrough(t *testing.T) {
 	if got != want {
 		t.Errorf("recovered %v, want the handler's panic value %v", got, want)
 	}
-	if got := m.count(t, "bulwark.grpc.server.calls", "failure", "critical"); got != 1 {
+	if got := count(t, m, "bulwark.grpc.server.calls", "failure", "critical"); got != 1 {
 		t.Errorf("failure calls = %d, want 1", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 // allFour wraps server and client in all four interceptors.
@@ -143,9 +144,9 @@ func TestStreamClientHoldsAdmission(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := &gate{limit: 1, notify: make(chan error, 4)}
-			m := newMetrics(t)
+			m := metrictest.New(t)
 			h := start(t, svc, nil, grpc.WithStreamInterceptor(
-				bulwarkgrpc.StreamClientInterceptor(g, bulwarkgrpc.WithMeterProvider(m.mp))))
+				bulwarkgrpc.StreamClientInterceptor(g, bulwarkgrpc.WithMeterProvider(m.Provider))))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			first, err := h.client.FullDuplexCall(ctx)
@@ -184,7 +185,7 @@ func TestStreamClientHoldsAdmission(t *testing.T) {
 			if _, released := g.state(); len(released) != 2 {
 				t.Errorf("released %d times, want 2 (each stream once)", len(released))
 			}
-			if got := m.count(t, "bulwark.grpc.client.calls", "refused", "critical"); got != 1 {
+			if got := count(t, m, "bulwark.grpc.client.calls", "refused", "critical"); got != 1 {
 				t.Errorf("refused streams = %d, want 1", got)
 			}
 		})
