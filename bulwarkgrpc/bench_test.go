@@ -11,14 +11,9 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
-
-// passThrough is a policy that runs fn as is.
-var passThrough = bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
-	return fn(ctx)
-})
 
 // providers are the meter providers benchmarks run under: no-op and an SDK
 // provider with a reader, as in production.
@@ -67,7 +62,7 @@ func BenchmarkUnaryServer(b *testing.B) {
 	b.Run("none", func(b *testing.B) { benchCalls(b, start(b, &service{}, nil)) })
 	for _, p := range providers(b) {
 		b.Run("passthrough/"+p.name, func(b *testing.B) {
-			in := bulwarkgrpc.UnaryServerInterceptor(passThrough, bulwarkgrpc.WithMeterProvider(p.mp))
+			in := bulwarkgrpc.UnaryServerInterceptor(policytest.PassThrough, bulwarkgrpc.WithMeterProvider(p.mp))
 			benchCalls(b, start(b, &service{}, []grpc.ServerOption{grpc.UnaryInterceptor(in)}))
 		})
 	}
@@ -86,7 +81,7 @@ func BenchmarkUnaryClient(b *testing.B) {
 	})
 	for _, p := range providers(b) {
 		b.Run("passthrough/"+p.name, func(b *testing.B) {
-			in := bulwarkgrpc.UnaryClientInterceptor(passThrough, bulwarkgrpc.WithMeterProvider(p.mp))
+			in := bulwarkgrpc.UnaryClientInterceptor(policytest.PassThrough, bulwarkgrpc.WithMeterProvider(p.mp))
 			benchCallsCtx(b, start(b, &service{}, nil, grpc.WithUnaryInterceptor(in)), context.Background())
 		})
 	}
@@ -97,7 +92,7 @@ func BenchmarkUnaryClient(b *testing.B) {
 func BenchmarkUnaryServerDirect(b *testing.B) {
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(bulwarkgrpc.MetadataPriority, "sheddable"))
 	handler := func(context.Context, any) (any, error) { return nil, nil }
-	in := bulwarkgrpc.UnaryServerInterceptor(passThrough)
+	in := bulwarkgrpc.UnaryServerInterceptor(policytest.PassThrough)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := in(ctx, nil, unaryInfo, handler); err != nil {
@@ -111,7 +106,7 @@ func BenchmarkUnaryServerDirect(b *testing.B) {
 func BenchmarkUnaryClientDirect(b *testing.B) {
 	ctx := context.Background()
 	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
-	in := bulwarkgrpc.UnaryClientInterceptor(passThrough)
+	in := bulwarkgrpc.UnaryClientInterceptor(policytest.PassThrough)
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := in(ctx, "/test.Service/Method", nil, nil, nil, invoker); err != nil {

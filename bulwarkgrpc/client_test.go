@@ -21,6 +21,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
 	"github.com/bulwark-go/bulwark/internal/metrictest"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 func clientOpts(p bulwark.Policy, opts ...bulwarkgrpc.Option) grpc.DialOption {
@@ -155,7 +156,7 @@ func TestClientRefusal(t *testing.T) {
 				return &testpb.SimpleResponse{}, nil
 			}}
 			m := metrictest.New(t)
-			h := start(t, svc, nil, clientOpts(refuser(tt.give), bulwarkgrpc.WithMeterProvider(m.Provider)))
+			h := start(t, svc, nil, clientOpts(policytest.Refuse(tt.give), bulwarkgrpc.WithMeterProvider(m.Provider)))
 			_, err := h.client.UnaryCall(tt.ctx, &testpb.SimpleRequest{})
 			if got := status.Code(err); got != tt.want {
 				t.Errorf("status.Code(err) = %v, want %v (err %v)", got, tt.want, err)

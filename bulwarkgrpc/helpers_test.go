@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -104,28 +103,7 @@ type harness struct {
 
 func start(t testing.TB, svc *service, sopts []grpc.ServerOption, copts ...grpc.DialOption) *harness {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(sopts...)
-	testpb.RegisterTestServiceServer(srv, svc)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	copts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, copts...)
-	conn, err := grpc.NewClient(lis.Addr().String(), copts...)
-	if err != nil {
-		srv.Stop()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		srv.Stop()
-		<-served
-	})
+	srv, conn := policytest.ServeGRPC(t, func(s *grpc.Server) { testpb.RegisterTestServiceServer(s, svc) }, sopts, copts...)
 	return &harness{srv: srv, conn: conn, client: testpb.NewTestServiceClient(conn)}
 }
 
@@ -155,16 +133,6 @@ func (r *recorder) last() error {
 	return r.errs[len(r.errs)-1]
 }
 
-// refuser refuses every call with err.
-func refuser(err error) bulwark.Policy {
-	return bulwark.PolicyFunc(func(ctx context.Context, _ func(context.Context) error) error {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		return err
-	})
-}
-
 // hinted is a refusal with a retry hint, as policies make them.
 type hinted struct {
 	class error
@@ -174,65 +142,6 @@ type hinted struct {
 func (e *hinted) Error() string             { return fmt.Sprintf("test: refused (%v)", e.class) }
 func (e *hinted) Unwrap() error             { return e.class }
 func (e *hinted) RetryAfter() time.Duration { return time.Duration(e.after) * time.Millisecond }
-
-// gate is a bulkhead of limit slots: an Admitter that records how each
-// admission ended.
-type gate struct {
-	mu       sync.Mutex
-	limit    int
-	inUse    int
-	released []error
-	notify   chan error // when set, receives every release
-}
-
-var errGateFull = fmt.Errorf("gate: full: %w", bulwark.ErrUnavailable)
-
-func (g *gate) Admit(ctx context.Context) (func(error), error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.inUse >= g.limit {
-		return nil, errGateFull
-	}
-	g.inUse++
-	var once sync.Once
-	return func(err error) {
-		once.Do(func() {
-			g.mu.Lock()
-			g.inUse--
-			g.released = append(g.released, err)
-			g.mu.Unlock()
-			if g.notify != nil {
-				g.notify <- err
-			}
-		})
-	}, nil
-}
-
-func (g *gate) Do(ctx context.Context, fn func(context.Context) error) (err error) {
-	done, err := g.Admit(ctx)
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			done(errors.New("gate: fn panicked"))
-		}
-	}()
-	err = fn(ctx)
-	ok = true
-	done(err)
-	return err
-}
-
-func (g *gate) state() (inUse int, released []error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.inUse, append([]error(nil), g.released...)
-}
 
 // incoming returns the values of key in the incoming metadata of ctx.
 func incoming(ctx context.Context, key string) []string {

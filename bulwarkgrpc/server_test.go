@@ -21,6 +21,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
 	"github.com/bulwark-go/bulwark/internal/metrictest"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 // serverOpts wraps a server in both server interceptors.
@@ -146,7 +147,7 @@ func TestServerRefusal(t *testing.T) {
 					return nil
 				},
 			}
-			h := start(t, svc, serverOpts(refuser(tt.give)))
+			h := start(t, svc, serverOpts(policytest.Refuse(tt.give)))
 			check := func(t *testing.T, err error, trailer metadata.MD) {
 				t.Helper()
 				st := status.Convert(err)
@@ -344,7 +345,7 @@ func TestServerCallerWentAway(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := metrictest.New(t)
-			in := bulwarkgrpc.UnaryServerInterceptor(refuser(bulwark.ErrUnavailable), bulwarkgrpc.WithMeterProvider(m.Provider))
+			in := bulwarkgrpc.UnaryServerInterceptor(policytest.Refuse(bulwark.ErrUnavailable), bulwarkgrpc.WithMeterProvider(m.Provider))
 			_, err := in(tt.ctx(), nil, unaryInfo, func(context.Context, any) (any, error) {
 				t.Error("handler ran")
 				return nil, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
 	"github.com/bulwark-go/bulwark/internal/metrictest"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 // allFour wraps server and client in all four interceptors.
@@ -26,7 +27,7 @@ func allFour(t *testing.T, svc *service, server bulwark.Policy, client bulwark.P
 }
 
 func TestStreamShapes(t *testing.T) {
-	g := &gate{limit: 10}
+	g := &policytest.Gate{Limit: 10}
 	h := allFour(t, &service{}, bulwark.Timeout(time.Minute), bulwark.Timeout(time.Minute), g)
 	ctx := context.Background()
 
@@ -91,7 +92,7 @@ func TestStreamShapes(t *testing.T) {
 			t.Fatalf("last Recv() = %v, want io.EOF", err)
 		}
 	})
-	inUse, released := g.state()
+	inUse, released := g.State()
 	if inUse != 0 || len(released) != 3 {
 		t.Errorf("gate: %d in use, %d released, want 0 and 3 (one per stream)", inUse, len(released))
 	}
@@ -143,7 +144,7 @@ func TestStreamClientHoldsAdmission(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := &gate{limit: 1, notify: make(chan error, 4)}
+			g := &policytest.Gate{Limit: 1, Notify: make(chan error, 4)}
 			m := metrictest.New(t)
 			h := start(t, svc, nil, grpc.WithStreamInterceptor(
 				bulwarkgrpc.StreamClientInterceptor(g, bulwarkgrpc.WithMeterProvider(m.Provider))))
@@ -161,13 +162,13 @@ func TestStreamClientHoldsAdmission(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = h.client.FullDuplexCall(context.Background())
-			if !errors.Is(err, errGateFull) || status.Code(err) != codes.Unavailable {
+			if !errors.Is(err, policytest.ErrGateFull) || status.Code(err) != codes.Unavailable {
 				t.Fatalf("second stream: %v, want the gate's refusal as UNAVAILABLE", err)
 			}
 			tt.end(t, first, cancel)
 			// Released by RecvMsg at once, or by context.AfterFunc.
 			select {
-			case err := <-g.notify:
+			case err := <-g.Notify:
 				if !tt.wantRelease(err) {
 					t.Fatalf("released with %v, want a release matching the stream's end", err)
 				}
@@ -182,7 +183,7 @@ func TestStreamClientHoldsAdmission(t *testing.T) {
 			if _, err := second.Recv(); err != io.EOF {
 				t.Fatalf("Recv() = %v, want io.EOF", err)
 			}
-			if _, released := g.state(); len(released) != 2 {
+			if _, released := g.State(); len(released) != 2 {
 				t.Errorf("released %d times, want 2 (each stream once)", len(released))
 			}
 			if got := count(t, m, "bulwark.grpc.client.calls", "refused", "critical"); got != 1 {
@@ -193,7 +194,7 @@ func TestStreamClientHoldsAdmission(t *testing.T) {
 }
 
 func TestStreamClientStreamingReleasesOnResponse(t *testing.T) {
-	g := &gate{limit: 1}
+	g := &policytest.Gate{Limit: 1}
 	h := start(t, &service{}, nil, grpc.WithStreamInterceptor(bulwarkgrpc.StreamClientInterceptor(g)))
 	for i := 0; i < 3; i++ {
 		st, err := h.client.StreamingInputCall(context.Background())
@@ -203,7 +204,7 @@ func TestStreamClientStreamingReleasesOnResponse(t *testing.T) {
 		if _, err := st.CloseAndRecv(); err != nil {
 			t.Fatal(err)
 		}
-		if inUse, _ := g.state(); inUse != 0 {
+		if inUse, _ := g.State(); inUse != 0 {
 			t.Fatalf("stream %d: %d admissions held after the response, want 0", i, inUse)
 		}
 	}
@@ -227,7 +228,7 @@ func TestStreamServerRefusalBeforeHandler(t *testing.T) {
 		ran = true
 		return nil
 	}}
-	h := start(t, svc, serverOpts(refuser(&hinted{bulwark.ErrRejected, 40})))
+	h := start(t, svc, serverOpts(policytest.Refuse(&hinted{bulwark.ErrRejected, 40})))
 	st, err := h.client.FullDuplexCall(context.Background())
 	if err != nil {
 		t.Fatal(err)
