@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 // reusableWriter is a ResponseWriter that allocates nothing per request.
@@ -45,8 +46,8 @@ func benchHandlers(b *testing.B) []struct {
 		h    http.Handler
 	}{
 		{"bare", benchHandler},
-		{"middleware", bulwarkhttp.Handler(benchHandler, passThrough)},
-		{"middleware-sdk", bulwarkhttp.Handler(benchHandler, passThrough, bulwarkhttp.WithMeterProvider(sdk))},
+		{"middleware", bulwarkhttp.Handler(benchHandler, policytest.PassThrough)},
+		{"middleware-sdk", bulwarkhttp.Handler(benchHandler, policytest.PassThrough, bulwarkhttp.WithMeterProvider(sdk))},
 	}
 }
 
@@ -79,7 +80,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		})
 	}
 	b.Run("reusable/middleware-priority-header", func(b *testing.B) {
-		h := bulwarkhttp.Handler(benchHandler, passThrough)
+		h := bulwarkhttp.Handler(benchHandler, policytest.PassThrough)
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("Bulwark-Priority", "sheddable")
 		w := &reusableWriter{h: http.Header{}}
@@ -99,9 +100,11 @@ func BenchmarkTransport(b *testing.B) {
 		rt   func(base http.RoundTripper) http.RoundTripper
 	}{
 		{"bare", func(base http.RoundTripper) http.RoundTripper { return base }},
-		{"transport", func(base http.RoundTripper) http.RoundTripper { return bulwarkhttp.Transport(passThrough, base) }},
+		{"transport", func(base http.RoundTripper) http.RoundTripper {
+			return bulwarkhttp.Transport(policytest.PassThrough, base)
+		}},
 		{"transport-admitter", func(base http.RoundTripper) http.RoundTripper {
-			return bulwarkhttp.Transport(&gate{limit: 1 << 20}, base)
+			return bulwarkhttp.Transport(&policytest.Gate{Limit: 1 << 20}, base)
 		}},
 		{"transport-timeout", func(base http.RoundTripper) http.RoundTripper {
 			return bulwarkhttp.Transport(bulwark.Timeout(10e9), base)

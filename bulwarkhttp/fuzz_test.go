@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 func FuzzRetryAfter(f *testing.F) {
@@ -37,7 +38,7 @@ func FuzzPriorityHeader(f *testing.F) {
 		var got bulwark.Priority = 99
 		h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got = bulwark.PriorityFrom(r.Context())
-		}), passThrough, bulwarkhttp.WithTrustPriority(func(*http.Request) bool { return trusted }))
+		}), policytest.PassThrough, bulwarkhttp.WithTrustPriority(func(*http.Request) bool { return trusted }))
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header["Bulwark-Priority"] = []string{v}
 		h.ServeHTTP(httptest.NewRecorder(), req)

@@ -14,21 +14,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// passThrough runs fn as is.
-var passThrough = bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
-	return fn(ctx)
-})
-
-// refuse returns a policy that never runs fn and returns err.
-func refuse(err error) bulwark.Policy {
-	return bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		return err
-	})
-}
-
 // refusal is a refusal of a class with an optional hint and quota.
 type refusal struct {
 	class error
@@ -115,58 +100,4 @@ func (r *retrier) seen() []error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]error(nil), r.errs...)
-}
-
-// gate is a counting Admitter (a bulkhead of limit permits) that records
-// what done received.
-type gate struct {
-	limit int
-
-	mu       sync.Mutex
-	inFlight int
-	results  []error
-}
-
-func (g *gate) Admit(ctx context.Context) (func(error), error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.inFlight >= g.limit {
-		return nil, &refusal{class: bulwark.ErrUnavailable}
-	}
-	g.inFlight++
-	var once sync.Once
-	return func(err error) {
-		once.Do(func() {
-			g.mu.Lock()
-			g.inFlight--
-			g.results = append(g.results, err)
-			g.mu.Unlock()
-		})
-	}, nil
-}
-
-func (g *gate) Do(ctx context.Context, fn func(context.Context) error) error {
-	done, err := g.Admit(ctx)
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			done(errors.New("test: fn panicked or exited"))
-		}
-	}()
-	err = fn(ctx)
-	ok = true
-	done(err)
-	return err
-}
-
-func (g *gate) state() (int, []error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.inFlight, append([]error(nil), g.results...)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 type problemBody struct {
@@ -81,7 +82,7 @@ func TestMiddlewareRefusalMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ran := false
-			h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran = true }), refuse(tt.give))
+			h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran = true }), policytest.Refuse(tt.give))
 			srv, c := serve(t, h)
 			resp, b := get(t, c, srv.URL, nil)
 			if resp.StatusCode != tt.wantStatus {
@@ -128,7 +129,7 @@ func TestMiddlewareRetryAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := bulwarkhttp.Handler(okHandler, refuse(&refusal{class: bulwark.ErrUnavailable, hint: tt.give}))
+			h := bulwarkhttp.Handler(okHandler, policytest.Refuse(&refusal{class: bulwark.ErrUnavailable, hint: tt.give}))
 			srv, c := serve(t, h)
 			resp, _ := get(t, c, srv.URL, nil)
 			if got := resp.Header.Get("Retry-After"); got != tt.want {
@@ -145,7 +146,7 @@ func TestMiddlewareRateLimitHeaders(t *testing.T) {
 	q := bulwark.Quota{Name: `api "v1"`, Limit: 100, Window: 60 * time.Second, Remaining: 0, Reset: 2500 * time.Millisecond}
 	t.Run("refusal", func(t *testing.T) {
 		err := &quotaRefusal{refusal: refusal{class: bulwark.ErrRejected, hint: 1200 * time.Millisecond}, q: q}
-		srv, c := serve(t, bulwarkhttp.Handler(okHandler, refuse(err)))
+		srv, c := serve(t, bulwarkhttp.Handler(okHandler, policytest.Refuse(err)))
 		resp, _ := get(t, c, srv.URL, nil)
 		if resp.StatusCode != http.StatusTooManyRequests {
 			t.Errorf("status = %d, want 429", resp.StatusCode)
@@ -164,7 +165,7 @@ func TestMiddlewareRateLimitHeaders(t *testing.T) {
 		// The hint was read at another moment than the quota: the headers
 		// follow the quota, so Retry-After and t agree.
 		err := &quotaRefusal{refusal: refusal{class: bulwark.ErrUnavailable, hint: 4 * time.Second}, q: q}
-		srv, c := serve(t, bulwarkhttp.Handler(okHandler, refuse(err)))
+		srv, c := serve(t, bulwarkhttp.Handler(okHandler, policytest.Refuse(err)))
 		resp, _ := get(t, c, srv.URL, nil)
 		if got := resp.Header.Get("Retry-After"); got != "3" {
 			t.Errorf("Retry-After = %q, want %q (t = 2.5s rounded up)", got, "3")
@@ -504,7 +505,7 @@ func TestMiddlewareKeyAndContext(t *testing.T) {
 			h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				inner = r.Context()
 				key = bulwark.KeyFrom(r.Context())
-			}), passThrough, tt.opts...)
+			}), policytest.PassThrough, tt.opts...)
 			wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "outer"))
 				outer = r.Context()
@@ -613,7 +614,7 @@ func TestMiddlewareServesOnce(t *testing.T) {
 }
 
 func TestMiddlewareExemptAndRejectHandler(t *testing.T) {
-	h := bulwarkhttp.Handler(okHandler, refuse(&refusal{class: bulwark.ErrUnavailable}),
+	h := bulwarkhttp.Handler(okHandler, policytest.Refuse(&refusal{class: bulwark.ErrUnavailable}),
 		bulwarkhttp.WithExempt(func(r *http.Request) bool { return r.URL.Path == "/stream" }),
 		bulwarkhttp.WithRejectHandler(func(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("X-Rejected", "custom")
@@ -656,8 +657,8 @@ func TestMiddlewareNilArguments(t *testing.T) {
 		give func()
 	}{
 		{"Middleware nil policy", func() { bulwarkhttp.Middleware(nil) }},
-		{"Middleware nil handler", func() { bulwarkhttp.Middleware(passThrough)(nil) }},
-		{"Handler nil handler", func() { bulwarkhttp.Handler(nil, passThrough) }},
+		{"Middleware nil handler", func() { bulwarkhttp.Middleware(policytest.PassThrough)(nil) }},
+		{"Handler nil handler", func() { bulwarkhttp.Handler(nil, policytest.PassThrough) }},
 		{"Handler nil policy", func() { bulwarkhttp.Handler(okHandler, nil) }},
 		{"Transport nil policy", func() { bulwarkhttp.Transport(nil, nil) }},
 	}
@@ -718,7 +719,7 @@ func TestMiddlewareQuotaRecorderIsPerRequest(t *testing.T) {
 	var kept context.Context
 	h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		kept = r.Context()
-	}), passThrough, bulwarkhttp.WithRateLimitHeaders(true))
+	}), policytest.PassThrough, bulwarkhttp.WithRateLimitHeaders(true))
 	stale := bulwark.Quota{Name: "stale", Limit: 1, Remaining: 0}
 	for i := range 20 {
 		rr := httptest.NewRecorder()
@@ -770,7 +771,7 @@ func TestWriteErrorDetailDoesNotLeak(t *testing.T) {
 }
 
 func TestMiddlewareHeadRefusalHasNoBody(t *testing.T) {
-	h := bulwarkhttp.Handler(okHandler, refuse(&refusal{class: bulwark.ErrUnavailable}))
+	h := bulwarkhttp.Handler(okHandler, policytest.Refuse(&refusal{class: bulwark.ErrUnavailable}))
 	getRec := httptest.NewRecorder()
 	h.ServeHTTP(getRec, httptest.NewRequest(http.MethodGet, "/", nil))
 	headRec := httptest.NewRecorder()

@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
 	"github.com/bulwark-go/bulwark/bulwarktest"
+	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
 // scripted serves the statuses in order (the last one repeats), each with
@@ -281,7 +282,7 @@ func TestTransportRefusal(t *testing.T) {
 	want := &refusal{class: bulwark.ErrUnavailable, hint: time.Second}
 	body := &trackedBody{ReadCloser: io.NopCloser(strings.NewReader("payload"))}
 	req, _ := http.NewRequest(http.MethodPost, srv.URL, body)
-	_, err := (&http.Client{Transport: bulwarkhttp.Transport(refuse(want), c.Transport)}).Do(req)
+	_, err := (&http.Client{Transport: bulwarkhttp.Transport(policytest.Refuse(want), c.Transport)}).Do(req)
 	var uerr *url.Error
 	if !errors.As(err, &uerr) || !errors.Is(err, bulwark.ErrUnavailable) {
 		t.Fatalf("Do() = %v, want a *url.Error wrapping the refusal", err)
@@ -505,14 +506,14 @@ func TestTransportAdmitterHoldsUntilBodyDone(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &scripted{statuses: []int{tt.status}}
 			srv, c := serve(t, s)
-			g := &gate{limit: 1}
+			g := &policytest.Gate{Limit: 1}
 			client := &http.Client{Transport: bulwarkhttp.Transport(g, c.Transport)}
 			req, _ := http.NewRequest(tt.method, srv.URL, nil)
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n, _ := g.state(); n != 1 {
+			if n, _ := g.State(); n != 1 {
 				t.Fatalf("in flight after Do = %d, want the permit held (1)", n)
 			}
 			// The permit is held: a second request is refused.
@@ -520,7 +521,7 @@ func TestTransportAdmitterHoldsUntilBodyDone(t *testing.T) {
 				t.Errorf("second Get() while the body is open = %v, want the gate's refusal", err)
 			}
 			tt.finish(resp.Body)
-			n, results := g.state()
+			n, results := g.State()
 			if n != 0 || len(results) != 1 {
 				t.Fatalf("after the body: in flight %d, results %v; want 0 and one result", n, results)
 			}
@@ -528,7 +529,7 @@ func TestTransportAdmitterHoldsUntilBodyDone(t *testing.T) {
 				t.Errorf("done(%v), want %v", results[0], tt.wantErr)
 			}
 			_ = resp.Body.Close() // idempotent
-			if _, results := g.state(); len(results) != 1 {
+			if _, results := g.State(); len(results) != 1 {
 				t.Errorf("done called %d times, want once", len(results))
 			}
 		})
@@ -537,13 +538,13 @@ func TestTransportAdmitterHoldsUntilBodyDone(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		addr := srv.URL
 		srv.Close()
-		g := &gate{limit: 1}
+		g := &policytest.Gate{Limit: 1}
 		base := &http.Transport{}
 		defer base.CloseIdleConnections()
 		if _, err := (&http.Client{Transport: bulwarkhttp.Transport(g, base)}).Get(addr); !errors.Is(err, bulwark.ErrRemoteUnavailable) {
 			t.Fatalf("Get() = %v, want ErrRemoteUnavailable", err)
 		}
-		if n, results := g.state(); n != 0 || len(results) != 1 || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
+		if n, results := g.State(); n != 0 || len(results) != 1 || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
 			t.Errorf("in flight %d, results %v; want the permit released with the error", n, results)
 		}
 	})
@@ -552,19 +553,19 @@ func TestTransportAdmitterHoldsUntilBodyDone(t *testing.T) {
 func TestTransportStackedKeepsPermitAcrossRetries(t *testing.T) {
 	s := &scripted{statuses: []int{503, 200}}
 	srv, c := serve(t, s)
-	g := &gate{limit: 1}
+	g := &policytest.Gate{Limit: 1}
 	rt := bulwarkhttp.Transport(&retrier{n: 3}, bulwarkhttp.Transport(g, c.Transport))
 	resp, err := (&http.Client{Transport: rt}).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, results := g.state(); n != 1 || len(results) != 1 || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
+	if n, results := g.State(); n != 1 || len(results) != 1 || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
 		t.Errorf("in flight %d, results %v; want the retried 503's permit released and the 200's held", n, results)
 	}
 	if got := readAll(t, resp); got != "2" {
 		t.Errorf("body = %q, want %q", got, "2")
 	}
-	if n, _ := g.state(); n != 0 {
+	if n, _ := g.State(); n != 0 {
 		t.Errorf("in flight after the body = %d, want 0", n)
 	}
 	headers, _ := s.requests()
@@ -589,7 +590,7 @@ func TestPriorityPropagatesEndToEnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			backend := &scripted{statuses: []int{200}}
 			bsrv, bc := serve(t, backend)
-			client := &http.Client{Transport: bulwarkhttp.Transport(passThrough, bc.Transport,
+			client := &http.Client{Transport: bulwarkhttp.Transport(policytest.PassThrough, bc.Transport,
 				bulwarkhttp.WithPropagatePriority(func(*http.Request) bool { return tt.propagate }))}
 			front := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, bsrv.URL, nil)
@@ -600,7 +601,7 @@ func TestPriorityPropagatesEndToEnd(t *testing.T) {
 				}
 				_, _ = io.Copy(w, resp.Body)
 				resp.Body.Close()
-			}), passThrough)
+			}), policytest.PassThrough)
 			fsrv, fc := serve(t, front)
 			hdr := http.Header{}
 			if tt.give != "" {
@@ -619,7 +620,7 @@ func TestPriorityPropagatesEndToEnd(t *testing.T) {
 
 func TestGateKeepsContract(t *testing.T) {
 	// The test Admitter used above keeps the policy contract.
-	bulwarktest.TestPolicy(t, func() bulwark.Policy { return &gate{limit: 100} })
+	bulwarktest.TestPolicy(t, func() bulwark.Policy { return &policytest.Gate{Limit: 100} })
 }
 
 func TestTransportConcurrentAttempts(t *testing.T) {
@@ -663,7 +664,7 @@ func TestTransportNoBodyReleasesAtOnce(t *testing.T) {
 			srv, c := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(tt.status)
 			}))
-			g := &gate{limit: 1}
+			g := &policytest.Gate{Limit: 1}
 			req, _ := http.NewRequest(tt.method, srv.URL, nil)
 			resp, err := (&http.Client{Transport: bulwarkhttp.Transport(g, c.Transport)}).Do(req)
 			if err != nil {
@@ -672,7 +673,7 @@ func TestTransportNoBodyReleasesAtOnce(t *testing.T) {
 			if resp.Body != http.NoBody {
 				t.Errorf("Body = %T, want http.NoBody kept", resp.Body)
 			}
-			n, results := g.state()
+			n, results := g.State()
 			if n != 0 || len(results) != 1 {
 				t.Fatalf("in flight %d, results %v; want the permit released once, without a Close", n, results)
 			}
@@ -680,7 +681,7 @@ func TestTransportNoBodyReleasesAtOnce(t *testing.T) {
 				t.Errorf("done(%v) for status %d", results[0], tt.status)
 			}
 			_ = resp.Body.Close()
-			if _, results := g.state(); len(results) != 1 {
+			if _, results := g.State(); len(results) != 1 {
 				t.Errorf("done called %d times, want once", len(results))
 			}
 		})
@@ -695,7 +696,7 @@ func TestTransportAdmitterReleasedWhenBasePanics(t *testing.T) {
 	// net/http's server recovers a handler's panic, so a panicking base
 	// RoundTripper must not keep the permit for good: the panic passes
 	// through and the permit is released as a failure.
-	g := &gate{limit: 1}
+	g := &policytest.Gate{Limit: 1}
 	rt := bulwarkhttp.Transport(g, panicTransport{})
 	got := func() (v any) {
 		defer func() { v = recover() }()
@@ -706,7 +707,7 @@ func TestTransportAdmitterReleasedWhenBasePanics(t *testing.T) {
 	if got != "test: base panicked" {
 		t.Fatalf("recovered %v, want the base's panic passed through", got)
 	}
-	if n, results := g.state(); n != 0 || len(results) != 1 || results[0] == nil {
+	if n, results := g.State(); n != 0 || len(results) != 1 || results[0] == nil {
 		t.Errorf("in flight %d, results %v; want the permit released once with an error", n, results)
 	}
 }
@@ -831,11 +832,11 @@ func TestTransportAdmitterReleasesRetriedAnswerBeforeBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := &gate{limit: 1}
+			g := &policytest.Gate{Limit: 1}
 			held := -1
 			p := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error {
 				err := fn(ctx)
-				held, _ = g.state() // a backoff would run here
+				held, _ = g.State() // a backoff would run here
 				if err == nil || !tt.wantRetried {
 					return err
 				}
@@ -857,7 +858,7 @@ func TestTransportAdmitterReleasesRetriedAnswerBeforeBackoff(t *testing.T) {
 			if got := readAll(t, resp); got != want {
 				t.Errorf("body = %d bytes, want %d bytes intact", len(got), len(want))
 			}
-			n, results := g.state()
+			n, results := g.State()
 			if n != 0 || len(results) != 1+btoi(tt.wantRetried) || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
 				t.Errorf("in flight %d, results %v; want every permit released, the first with the 503", n, results)
 			}
@@ -878,7 +879,7 @@ func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
 
 func TestTransportAdmitterFailureBodyBreaksOff(t *testing.T) {
 	broken := errors.New("test: connection reset")
-	g := &gate{limit: 1}
+	g := &policytest.Gate{Limit: 1}
 	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 503, Header: http.Header{}, Request: r,
 			Body: io.NopCloser(io.MultiReader(strings.NewReader("par"), failingReader{broken}))}, nil
@@ -893,7 +894,7 @@ func TestTransportAdmitterFailureBodyBreaksOff(t *testing.T) {
 	if string(b) != "par" || !errors.Is(rerr, broken) {
 		t.Errorf("body = %q, %v; want what arrived, then the read error", b, rerr)
 	}
-	if n, results := g.state(); n != 0 || len(results) != 1 || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
+	if n, results := g.State(); n != 0 || len(results) != 1 || !errors.Is(results[0], bulwark.ErrRemoteUnavailable) {
 		t.Errorf("in flight %d, results %v; want the permit released once with the 503", n, results)
 	}
 }
