@@ -1,8 +1,8 @@
 // Package policytest holds the fake policies and the gRPC test server that
 // the tests of several bulwark packages share.
 //
-// [PassThrough] runs every call as is; [Refuse] refuses every call with one
-// error; a [Gate] is a counting Admitter (a bulkhead of Limit slots) that
+// [PassThrough] runs every call as is; a [Recorder] runs it and records what
+// it returned; [Refuse] refuses every call with one error; a [Gate] is a counting Admitter (a bulkhead of Limit slots) that
 // records how each admission ended; [ServeGRPC] starts a real gRPC server on
 // 127.0.0.1 and connects a client to it, both stopped when the test ends.
 // It is for tests only: nothing in it is tuned for speed.
@@ -36,6 +36,38 @@ func Refuse(err error) bulwark.Policy {
 		}
 		return err
 	})
+}
+
+// ErrNeverRan is what [Recorder.Last] returns before fn has returned once.
+var ErrNeverRan = errors.New("policytest: fn never returned")
+
+// Recorder is a pass-through policy that records what fn returned. Under an
+// ended context it returns the context's error without running fn.
+type Recorder struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+// Do runs fn and records what it returned.
+func (r *Recorder) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := fn(ctx)
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	return err
+}
+
+// Last returns what fn returned last, or [ErrNeverRan].
+func (r *Recorder) Last() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) == 0 {
+		return ErrNeverRan
+	}
+	return r.errs[len(r.errs)-1]
 }
 
 // ErrGateFull is what a full [Gate] refuses with; it wraps

@@ -21,10 +21,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var errBoom = errors.New("boom")
 
-// TestGatePolicy: a Gate keeps the Policy contract (PassThrough, which runs
-// fn even under an ended context, on purpose does not).
-func TestGatePolicy(t *testing.T) {
-	bulwarktest.TestPolicy(t, func() bulwark.Policy { return &policytest.Gate{Limit: 100} })
+// TestPolicyContract: a Gate and a Recorder keep the Policy contract
+// (PassThrough, which runs fn even under an ended context, on purpose does
+// not).
+func TestPolicyContract(t *testing.T) {
+	t.Run("Gate", func(t *testing.T) {
+		bulwarktest.TestPolicy(t, func() bulwark.Policy { return &policytest.Gate{Limit: 100} })
+	})
+	t.Run("Recorder", func(t *testing.T) {
+		bulwarktest.TestPolicy(t, func() bulwark.Policy { return &policytest.Recorder{} })
+	})
 }
 
 func TestPassThroughAndRefuse(t *testing.T) {
@@ -47,6 +53,30 @@ func TestPassThroughAndRefuse(t *testing.T) {
 		if !errors.Is(err, tt.want) || ran != tt.wantRan {
 			t.Errorf("%s: Do() = %v, ran %v; want %v, ran %v", tt.name, err, ran, tt.want, tt.wantRan)
 		}
+	}
+}
+
+func TestRecorder(t *testing.T) {
+	r := &policytest.Recorder{}
+	if got := r.Last(); got != policytest.ErrNeverRan {
+		t.Errorf("Last() before any call = %v, want ErrNeverRan", got)
+	}
+	for _, give := range []error{errBoom, nil} {
+		if err := r.Do(context.Background(), func(context.Context) error { return give }); err != give {
+			t.Errorf("Do() = %v, want %v", err, give)
+		}
+		if got := r.Last(); got != give {
+			t.Errorf("Last() = %v, want %v", got, give)
+		}
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	ran := false
+	if err := r.Do(cancelled, func(context.Context) error { ran = true; return errBoom }); !errors.Is(err, context.Canceled) || ran {
+		t.Errorf("Do(cancelled) = %v, ran %v; want context.Canceled, not run", err, ran)
+	}
+	if got := r.Last(); got != nil {
+		t.Errorf("Last() after a refused call = %v, want the nil of the call before", got)
 	}
 }
 
