@@ -78,7 +78,7 @@ func TestClientClassify(t *testing.T) {
 					return nil, tt.give.Err()
 				},
 			}
-			rec := &recorder{}
+			rec := &policytest.Recorder{}
 			h := start(t, svc, nil, clientOpts(rec))
 			_, err := h.client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
 
@@ -88,7 +88,7 @@ func TestClientClassify(t *testing.T) {
 				len(st.Details()) != len(tt.give.Details()) {
 				t.Errorf("status.FromError(err) = %v, %t, want %v", st, ok, tt.give)
 			}
-			perr := rec.last()
+			perr := rec.Last()
 			if tt.wantPolicyNil {
 				if perr != nil {
 					t.Errorf("policy saw %v, want nil", perr)
@@ -420,7 +420,7 @@ func TestClientCallerDeadlineIsIgnored(t *testing.T) {
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}}
 	m := metrictest.New(t)
-	rec := &recorder{}
+	rec := &policytest.Recorder{}
 	h := start(t, svc, nil, clientOpts(rec, bulwarkgrpc.WithMeterProvider(m.Provider)))
 	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

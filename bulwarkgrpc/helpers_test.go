@@ -2,10 +2,8 @@ package bulwarkgrpc_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,32 +103,6 @@ func start(t testing.TB, svc *service, sopts []grpc.ServerOption, copts ...grpc.
 	t.Helper()
 	srv, conn := policytest.ServeGRPC(t, func(s *grpc.Server) { testpb.RegisterTestServiceServer(s, svc) }, sopts, copts...)
 	return &harness{srv: srv, conn: conn, client: testpb.NewTestServiceClient(conn)}
-}
-
-// recorder is a pass-through policy that records what fn returned.
-type recorder struct {
-	mu   sync.Mutex
-	errs []error
-}
-
-func (r *recorder) Do(ctx context.Context, fn func(context.Context) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := fn(ctx)
-	r.mu.Lock()
-	r.errs = append(r.errs, err)
-	r.mu.Unlock()
-	return err
-}
-
-func (r *recorder) last() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.errs) == 0 {
-		return errors.New("recorder: fn never ran")
-	}
-	return r.errs[len(r.errs)-1]
 }
 
 // hinted is a refusal with a retry hint, as policies make them.

@@ -208,7 +208,7 @@ func TestServerFailureCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &policytest.Recorder{}
 			svc := &service{
 				unary: func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 					if tt.give != nil {
@@ -225,7 +225,7 @@ func TestServerFailureCodes(t *testing.T) {
 			if got := status.Code(err); got != tt.wantCode {
 				t.Errorf("unary code = %v, want %v", got, tt.wantCode)
 			}
-			if got := rec.last(); (got != nil) != tt.wantFailure {
+			if got := rec.Last(); (got != nil) != tt.wantFailure {
 				t.Errorf("unary: policy saw %v, want failure %t", got, tt.wantFailure)
 			}
 			if err != nil && tt.give != nil && status.Convert(err).Message() != status.Convert(tt.give).Message() {
@@ -239,7 +239,7 @@ func TestServerFailureCodes(t *testing.T) {
 			if _, err := st.Recv(); status.Code(err) != tt.wantCode && !(tt.wantCode == codes.OK && err == io.EOF) {
 				t.Errorf("stream Recv() = %v, want code %v", err, tt.wantCode)
 			}
-			if got := rec.last(); (got != nil) != tt.wantFailure {
+			if got := rec.Last(); (got != nil) != tt.wantFailure {
 				t.Errorf("stream: policy saw %v, want failure %t", got, tt.wantFailure)
 			}
 		})
@@ -362,7 +362,7 @@ func TestServerCallerWentAway(t *testing.T) {
 
 func TestServerCancelledWhileServing(t *testing.T) {
 	m := metrictest.New(t)
-	rec := &recorder{}
+	rec := &policytest.Recorder{}
 	entered := make(chan struct{})
 	svc := &service{
 		unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
@@ -382,8 +382,8 @@ func TestServerCancelledWhileServing(t *testing.T) {
 		t.Errorf("code = %v, want Canceled", got)
 	}
 	h.srv.GracefulStop() // the handler has returned and been counted
-	if got := status.Code(rec.last()); got != codes.Canceled {
-		t.Errorf("policy saw %v, want the handler's CANCELED (so it can ignore it)", rec.last())
+	if got := status.Code(rec.Last()); got != codes.Canceled {
+		t.Errorf("policy saw %v, want the handler's CANCELED (so it can ignore it)", rec.Last())
 	}
 	if got := count(t, m, "bulwark.grpc.server.calls", "ignored", "critical"); got != 1 {
 		t.Errorf("ignored calls = %d, want 1", got)
