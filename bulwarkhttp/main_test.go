@@ -2,7 +2,6 @@ package bulwarkhttp_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -33,34 +32,6 @@ type quotaRefusal struct {
 }
 
 func (e *quotaRefusal) Quota() bulwark.Quota { return e.q }
-
-// recorder runs fn and records what it returned and under which context.
-type recorder struct {
-	mu   sync.Mutex
-	errs []error
-	ctxs []context.Context
-}
-
-func (r *recorder) Do(ctx context.Context, fn func(context.Context) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := fn(ctx)
-	r.mu.Lock()
-	r.errs = append(r.errs, err)
-	r.ctxs = append(r.ctxs, ctx)
-	r.mu.Unlock()
-	return err
-}
-
-func (r *recorder) last() (context.Context, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.errs) == 0 {
-		return nil, errors.New("test: fn never returned")
-	}
-	return r.ctxs[len(r.ctxs)-1], r.errs[len(r.errs)-1]
-}
 
 // retrier is a minimal retrying policy: up to n attempts while fn fails
 // and the error does not say Retryable() == false; attempts after the

@@ -228,7 +228,7 @@ func TestMiddlewareFailureClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &policytest.Recorder{}
 			h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Handler", "yes")
 				if tt.status != 0 {
@@ -245,7 +245,7 @@ func TestMiddlewareFailureClassification(t *testing.T) {
 			if resp.StatusCode != wantStatus || string(b) != "handler body" || resp.Header.Get("X-Handler") != "yes" {
 				t.Errorf("response = %d %q, want the handler's %d %q unchanged", resp.StatusCode, b, wantStatus, "handler body")
 			}
-			_, err := rec.last()
+			err := rec.Last()
 			if (err != nil) != tt.wantFailed {
 				t.Fatalf("policy saw %v, want failure %v", err, tt.wantFailed)
 			}
@@ -361,7 +361,7 @@ func TestMiddlewareHijack(t *testing.T) {
 		}
 		_, _ = rw.WriteString("echo: " + line)
 		_ = rw.Flush()
-	}), &recorder{})
+	}), &policytest.Recorder{})
 	srv, c := serve(t, h)
 	for _, tt := range []struct {
 		name string
@@ -417,7 +417,7 @@ func TestMiddlewareFlushAndUnwrap(t *testing.T) {
 		if err := rc.Flush(); err != nil {
 			return
 		}
-	}), &recorder{})
+	}), &policytest.Recorder{})
 	srv, c := serve(t, h)
 	resp, err := c.Get(srv.URL)
 	if err != nil {
@@ -557,7 +557,7 @@ func TestMiddlewareClientGone(t *testing.T) {
 	})
 	t.Run("during the handler", func(t *testing.T) {
 		results := make(chan bulwarkhttp.Result, 1)
-		rec := &recorder{}
+		rec := &policytest.Recorder{}
 		arrived := make(chan struct{})
 		h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			close(arrived)
@@ -575,7 +575,7 @@ func TestMiddlewareClientGone(t *testing.T) {
 		if res.Outcome != "ignored" || !res.HandlerRan {
 			t.Errorf("result = %+v, want outcome ignored after the handler ran", res)
 		}
-		if _, err := rec.last(); !errors.Is(err, context.Canceled) {
+		if err := rec.Last(); !errors.Is(err, context.Canceled) {
 			t.Errorf("policy saw %v, want the caller's context.Canceled (ignored, not a failure)", err)
 		}
 	})
@@ -865,7 +865,7 @@ func TestWriteErrorHugeHintDoesNotOverflow(t *testing.T) {
 }
 
 func TestMiddlewareKeepsReaderFrom(t *testing.T) {
-	rec := &recorder{}
+	rec := &policytest.Recorder{}
 	h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rf, ok := w.(io.ReaderFrom)
 		if !ok {
@@ -879,7 +879,7 @@ func TestMiddlewareKeepsReaderFrom(t *testing.T) {
 	if resp.StatusCode != 200 || string(b) != "copied" {
 		t.Errorf("got %d %q, want 200 \"copied\" through ReadFrom", resp.StatusCode, b)
 	}
-	if _, err := rec.last(); err != nil {
+	if err := rec.Last(); err != nil {
 		t.Errorf("policy saw %v, want success", err)
 	}
 }

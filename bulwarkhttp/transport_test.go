@@ -145,7 +145,7 @@ func TestTransportClassification(t *testing.T) {
 				s.header = http.Header{"Retry-After": {tt.retryAfter}}
 			}
 			srv, c := serve(t, s)
-			rec := &recorder{}
+			rec := &policytest.Recorder{}
 			client := &http.Client{Transport: bulwarkhttp.Transport(rec, c.Transport)}
 			resp, err := client.Get(srv.URL)
 			if err != nil {
@@ -157,7 +157,7 @@ func TestTransportClassification(t *testing.T) {
 			if got := readAll(t, resp); got != "1" {
 				t.Errorf("body = %q, want %q intact", got, "1")
 			}
-			_, perr := rec.last()
+			perr := rec.Last()
 			if (perr != nil) != tt.wantErr {
 				t.Fatalf("policy saw %v, want an error: %v", perr, tt.wantErr)
 			}
@@ -187,13 +187,13 @@ func TestTransportRetryAfterHTTPDate(t *testing.T) {
 	date := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
 	s := &scripted{statuses: []int{503}, header: http.Header{"Retry-After": {date}}}
 	srv, c := serve(t, s)
-	rec := &recorder{}
+	rec := &policytest.Recorder{}
 	resp, err := (&http.Client{Transport: bulwarkhttp.Transport(rec, c.Transport)}).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	readAll(t, resp)
-	_, perr := rec.last()
+	perr := rec.Last()
 	got, ok := bulwark.RetryAfter(perr)
 	if !ok || got <= 58*time.Minute || got > time.Hour {
 		t.Errorf("RetryAfter = %v, %v; want about an hour (HTTP-date %s)", got, ok, date)
@@ -311,7 +311,7 @@ func TestTransportUnreachable(t *testing.T) {
 		{"POST", http.MethodPost, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &policytest.Recorder{}
 			base := &http.Transport{}
 			defer base.CloseIdleConnections()
 			req, _ := http.NewRequest(tt.method, addr, nil)
