@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -27,6 +29,19 @@ func New(t testing.TB) *Reader {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	return &Reader{t: t, reader: r, Provider: mp}
+}
+
+// NamedProvider is a MeterProvider named for a sub-benchmark.
+type NamedProvider struct {
+	Name     string
+	Provider metric.MeterProvider
+}
+
+// Providers returns the meter providers benchmarks run under: "noop", the
+// no-op provider, and "sdk", an SDK provider with a ManualReader as in
+// production, shut down when tb ends.
+func Providers(tb testing.TB) []NamedProvider {
+	return []NamedProvider{{"noop", noop.NewMeterProvider()}, {"sdk", New(tb).Provider}}
 }
 
 // Collect collects every instrument now.

@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.uber.org/goleak"
 )
 
@@ -135,5 +137,18 @@ func TestHistogramWhere(t *testing.T) {
 	}
 	if got := r.HistogramWhere("bulwark.test.absent"); len(got) != 0 {
 		t.Errorf("HistogramWhere(absent) = %v, want empty", got)
+	}
+}
+
+func TestProviders(t *testing.T) {
+	ps := Providers(t)
+	if len(ps) != 2 || ps[0].Name != "noop" || ps[1].Name != "sdk" {
+		t.Fatalf("Providers() = %v, want noop and sdk", ps)
+	}
+	if _, ok := ps[0].Provider.(noop.MeterProvider); !ok {
+		t.Errorf("noop provider is %T, want noop.MeterProvider", ps[0].Provider)
+	}
+	if _, ok := ps[1].Provider.(*sdkmetric.MeterProvider); !ok {
+		t.Errorf("sdk provider is %T, want *sdkmetric.MeterProvider", ps[1].Provider)
 	}
 }
