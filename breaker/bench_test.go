@@ -6,29 +6,15 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 // The targets (issue 5): a successful Do within 1.3× of raw gobreaker
 // TwoStepCircuitBreaker Allow+done and at most its 1 allocation; a refused
 // Do within 1.3× of raw gobreaker's refusal and 0 allocations; both with the
 // no-op and with an SDK MeterProvider.
-
-func providers(b *testing.B) []struct {
-	name string
-	mp   metric.MeterProvider
-} {
-	sdk := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
-	return []struct {
-		name string
-		mp   metric.MeterProvider
-	}{{"noop", noop.NewMeterProvider()}, {"sdk", sdk}}
-}
 
 func rawTwoStep(open bool) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -65,9 +51,9 @@ func BenchmarkSuccess(b *testing.B) {
 			_, _ = cb.Execute(func() (struct{}, error) { return struct{}{}, nil })
 		}
 	})
-	for _, p := range providers(b) {
-		b.Run("do-"+p.name, func(b *testing.B) {
-			br := New("bench", WithMeterProvider(p.mp))
+	for _, p := range metrictest.Providers(b) {
+		b.Run("do-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider))
 			defer br.Close()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -76,8 +62,8 @@ func BenchmarkSuccess(b *testing.B) {
 				}
 			}
 		})
-		b.Run("admit-"+p.name, func(b *testing.B) {
-			br := New("bench", WithMeterProvider(p.mp))
+		b.Run("admit-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider))
 			defer br.Close()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -88,8 +74,8 @@ func BenchmarkSuccess(b *testing.B) {
 				done(nil)
 			}
 		})
-		b.Run("group-"+p.name, func(b *testing.B) {
-			g := NewGroup("bench", WithMeterProvider(p.mp))
+		b.Run("group-"+p.Name, func(b *testing.B) {
+			g := NewGroup("bench", WithMeterProvider(p.Provider))
 			defer g.Close()
 			kctx := bulwark.WithKey(ctx, "host-1")
 			b.ReportAllocs()
@@ -113,9 +99,9 @@ func BenchmarkRefused(b *testing.B) {
 			}
 		}
 	})
-	for _, p := range providers(b) {
-		b.Run("do-"+p.name, func(b *testing.B) {
-			br := New("bench", WithMeterProvider(p.mp), WithConsecutiveFailures(1), WithBreakDuration(time.Hour))
+	for _, p := range metrictest.Providers(b) {
+		b.Run("do-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithConsecutiveFailures(1), WithBreakDuration(time.Hour))
 			defer br.Close()
 			_ = br.Do(ctx, fail)
 			b.ReportAllocs()
@@ -125,8 +111,8 @@ func BenchmarkRefused(b *testing.B) {
 				}
 			}
 		})
-		b.Run("forced-"+p.name, func(b *testing.B) {
-			br := New("bench", WithMeterProvider(p.mp))
+		b.Run("forced-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider))
 			defer br.Close()
 			br.ForceOpen()
 			b.ReportAllocs()
@@ -151,9 +137,9 @@ func BenchmarkSuccessParallel(b *testing.B) {
 			}
 		})
 	})
-	for _, p := range providers(b) {
-		b.Run("do-"+p.name, func(b *testing.B) {
-			br := New("bench", WithMeterProvider(p.mp))
+	for _, p := range metrictest.Providers(b) {
+		b.Run("do-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider))
 			defer br.Close()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -176,9 +162,9 @@ func BenchmarkRefusedParallel(b *testing.B) {
 			}
 		})
 	})
-	for _, p := range providers(b) {
-		b.Run("do-"+p.name, func(b *testing.B) {
-			br := New("bench", WithMeterProvider(p.mp), WithConsecutiveFailures(1), WithBreakDuration(time.Hour))
+	for _, p := range metrictest.Providers(b) {
+		b.Run("do-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithConsecutiveFailures(1), WithBreakDuration(time.Hour))
 			defer br.Close()
 			_ = br.Do(ctx, fail)
 			b.ReportAllocs()
