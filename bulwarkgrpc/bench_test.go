@@ -4,30 +4,14 @@ import (
 	"context"
 	"testing"
 
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/internal/policytest"
 )
-
-// providers are the meter providers benchmarks run under: no-op and an SDK
-// provider with a reader, as in production.
-func providers(b *testing.B) []struct {
-	name string
-	mp   metric.MeterProvider
-} {
-	sdk := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
-	return []struct {
-		name string
-		mp   metric.MeterProvider
-	}{{"noop", noop.NewMeterProvider()}, {"sdk", sdk}}
-}
 
 // benchCalls makes b.N EmptyCalls, in a loop and in parallel.
 func benchCalls(b *testing.B, h *harness) {
@@ -60,9 +44,9 @@ func benchCallsCtx(b *testing.B, h *harness, ctx context.Context) {
 // connection: none, and a pass-through policy.
 func BenchmarkUnaryServer(b *testing.B) {
 	b.Run("none", func(b *testing.B) { benchCalls(b, start(b, &service{}, nil)) })
-	for _, p := range providers(b) {
-		b.Run("passthrough/"+p.name, func(b *testing.B) {
-			in := bulwarkgrpc.UnaryServerInterceptor(policytest.PassThrough, bulwarkgrpc.WithMeterProvider(p.mp))
+	for _, p := range metrictest.Providers(b) {
+		b.Run("passthrough/"+p.Name, func(b *testing.B) {
+			in := bulwarkgrpc.UnaryServerInterceptor(policytest.PassThrough, bulwarkgrpc.WithMeterProvider(p.Provider))
 			benchCalls(b, start(b, &service{}, []grpc.ServerOption{grpc.UnaryInterceptor(in)}))
 		})
 	}
@@ -79,9 +63,9 @@ func BenchmarkUnaryClient(b *testing.B) {
 			bulwarkgrpc.MetadataPriority, "critical", bulwarkgrpc.MetadataAttempt, "1")
 		benchCallsCtx(b, start(b, &service{}, nil), ctx)
 	})
-	for _, p := range providers(b) {
-		b.Run("passthrough/"+p.name, func(b *testing.B) {
-			in := bulwarkgrpc.UnaryClientInterceptor(policytest.PassThrough, bulwarkgrpc.WithMeterProvider(p.mp))
+	for _, p := range metrictest.Providers(b) {
+		b.Run("passthrough/"+p.Name, func(b *testing.B) {
+			in := bulwarkgrpc.UnaryClientInterceptor(policytest.PassThrough, bulwarkgrpc.WithMeterProvider(p.Provider))
 			benchCallsCtx(b, start(b, &service{}, nil, grpc.WithUnaryInterceptor(in)), context.Background())
 		})
 	}
