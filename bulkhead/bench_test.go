@@ -6,12 +6,9 @@ import (
 	"runtime"
 	"testing"
 
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 )
 
 // chanSem is the floor the bulkhead is measured against: a buffered-channel
@@ -42,19 +39,6 @@ var errSemFull = errors.New("full")
 // benchLimit is large enough that RunParallel never finds the bulkhead full.
 const benchLimit = 1024
 
-func providers() []struct {
-	name string
-	mp   metric.MeterProvider
-} {
-	return []struct {
-		name string
-		mp   metric.MeterProvider
-	}{
-		{"noop", noop.NewMeterProvider()},
-		{"sdk", sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))},
-	}
-}
-
 func nop(context.Context) error { return nil }
 
 func BenchmarkTryAcquireRelease(b *testing.B) {
@@ -81,9 +65,9 @@ func BenchmarkTryAcquireRelease(b *testing.B) {
 			}
 		})
 	})
-	for _, mp := range providers() {
-		b.Run("bulkhead/"+mp.name, func(b *testing.B) {
-			bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp))
+	for _, mp := range metrictest.Providers(b) {
+		b.Run("bulkhead/"+mp.Name, func(b *testing.B) {
+			bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.Provider))
 			b.ReportAllocs()
 			for b.Loop() {
 				p, ok := bh.TryAcquire()
@@ -93,8 +77,8 @@ func BenchmarkTryAcquireRelease(b *testing.B) {
 				p.Release()
 			}
 		})
-		b.Run("bulkhead/"+mp.name+"/parallel", func(b *testing.B) {
-			bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp))
+		b.Run("bulkhead/"+mp.Name+"/parallel", func(b *testing.B) {
+			bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.Provider))
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -133,14 +117,14 @@ func BenchmarkDo(b *testing.B) {
 			}
 		})
 	})
-	for _, mp := range providers() {
+	for _, mp := range metrictest.Providers(b) {
 		for _, queue := range []int{0, 16} {
-			name := mp.name
+			name := mp.Name
 			if queue > 0 {
 				name += "/queue"
 			}
 			b.Run("bulkhead/"+name, func(b *testing.B) {
-				bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp), bulkhead.WithMaxQueue(queue))
+				bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.Provider), bulkhead.WithMaxQueue(queue))
 				b.ReportAllocs()
 				for b.Loop() {
 					if err := bh.Do(ctx, nop); err != nil {
@@ -149,7 +133,7 @@ func BenchmarkDo(b *testing.B) {
 				}
 			})
 			b.Run("bulkhead/"+name+"/parallel", func(b *testing.B) {
-				bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.mp), bulkhead.WithMaxQueue(queue))
+				bh := bulkhead.New("bench", benchLimit, bulkhead.WithMeterProvider(mp.Provider), bulkhead.WithMaxQueue(queue))
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
@@ -177,9 +161,9 @@ func BenchmarkRefused(b *testing.B) {
 			}
 		}
 	})
-	for _, mp := range providers() {
-		b.Run("bulkhead/"+mp.name+"/Do", func(b *testing.B) {
-			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.mp))
+	for _, mp := range metrictest.Providers(b) {
+		b.Run("bulkhead/"+mp.Name+"/Do", func(b *testing.B) {
+			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.Provider))
 			p, _ := bh.TryAcquire()
 			defer p.Release()
 			b.ReportAllocs()
@@ -189,8 +173,8 @@ func BenchmarkRefused(b *testing.B) {
 				}
 			}
 		})
-		b.Run("bulkhead/"+mp.name+"/Do/parallel", func(b *testing.B) {
-			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.mp))
+		b.Run("bulkhead/"+mp.Name+"/Do/parallel", func(b *testing.B) {
+			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.Provider))
 			p, _ := bh.TryAcquire()
 			defer p.Release()
 			b.ReportAllocs()
@@ -203,8 +187,8 @@ func BenchmarkRefused(b *testing.B) {
 				}
 			})
 		})
-		b.Run("bulkhead/"+mp.name+"/TryAcquire", func(b *testing.B) {
-			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.mp))
+		b.Run("bulkhead/"+mp.Name+"/TryAcquire", func(b *testing.B) {
+			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.Provider))
 			p, _ := bh.TryAcquire()
 			defer p.Release()
 			b.ReportAllocs()
