@@ -6,11 +6,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"golang.org/x/time/rate"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
@@ -47,26 +46,13 @@ func BenchmarkRawAllow(b *testing.B) {
 	})
 }
 
-func providers() []struct {
-	name string
-	opt  ratelimit.Option
-} {
-	return []struct {
-		name string
-		opt  ratelimit.Option
-	}{
-		{"noop", ratelimit.WithMeterProvider(noop.NewMeterProvider())},
-		{"sdk", ratelimit.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())))},
-	}
-}
-
 // BenchmarkDo is the success path of Limiter.Do (tier Critical, which has
 // a reserve to check), next to BenchmarkRawAllow.
 func BenchmarkDo(b *testing.B) {
-	for _, mp := range providers() {
-		l := ratelimit.New("bench", benchLimit, benchBurst, mp.opt)
+	for _, mp := range metrictest.Providers(b) {
+		l := ratelimit.New("bench", benchLimit, benchBurst, ratelimit.WithMeterProvider(mp.Provider))
 		ctx := context.Background()
-		b.Run(mp.name+"/loop", func(b *testing.B) {
+		b.Run(mp.Name+"/loop", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := l.Do(ctx, okFn); err != nil {
@@ -74,7 +60,7 @@ func BenchmarkDo(b *testing.B) {
 				}
 			}
 		})
-		b.Run(mp.name+"/parallel", func(b *testing.B) {
+		b.Run(mp.Name+"/parallel", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -117,8 +103,8 @@ func BenchmarkDoRefused(b *testing.B) {
 // 100 000.
 func BenchmarkKeyedHit(b *testing.B) {
 	const live = 100_000
-	for _, mp := range providers() {
-		k := ratelimit.NewKeyed("bench", benchLimit, benchBurst, ratelimit.WithMaxKeys(2*live), mp.opt)
+	for _, mp := range metrictest.Providers(b) {
+		k := ratelimit.NewKeyed("bench", benchLimit, benchBurst, ratelimit.WithMaxKeys(2*live), ratelimit.WithMeterProvider(mp.Provider))
 		ctxs := make([]context.Context, 1024)
 		for i := 0; i < live; i++ {
 			ctx := bulwark.WithKey(context.Background(), "tenant-"+strconv.Itoa(i))
@@ -132,7 +118,7 @@ func BenchmarkKeyedHit(b *testing.B) {
 		if k.Keys() != live {
 			b.Fatalf("Keys() = %d, want %d", k.Keys(), live)
 		}
-		b.Run(mp.name+"/loop", func(b *testing.B) {
+		b.Run(mp.Name+"/loop", func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -143,7 +129,7 @@ func BenchmarkKeyedHit(b *testing.B) {
 			}
 		})
 		var g atomic.Int64
-		b.Run(mp.name+"/parallel", func(b *testing.B) {
+		b.Run(mp.Name+"/parallel", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				i := int(g.Add(1)) * 509 // each goroutine on other keys
