@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,24 +73,12 @@ func TestQueueOrder(t *testing.T) {
 					}
 					got = append(got, r.id)
 				}
-				if !equalInts(got, tt.want) {
+				if !slices.Equal(got, tt.want) {
 					t.Errorf("admission order = %v, want %v", got, tt.want)
 				}
 			})
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestTryAcquireNeverJumpsTheQueue(t *testing.T) {
@@ -234,7 +223,7 @@ func TestContextEndsWhileQueued(t *testing.T) {
 					}
 					got = append(got, r.id)
 				}
-				if !equalInts(got, []int{0, 2}) {
+				if !slices.Equal(got, []int{0, 2}) {
 					t.Errorf("admission order = %v, want [0 2]", got)
 				}
 				synctest.Wait() // the last caller releases after reporting
