@@ -245,13 +245,7 @@ func TestClientPropagation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := make(chan metadata.MD, 1)
-			svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-				md, _ := metadata.FromIncomingContext(ctx)
-				got <- md
-				return &testpb.SimpleResponse{}, nil
-			}}
-			h := start(t, svc, nil, clientOpts(bulwark.Chain(), tt.opts...))
+			h, got := startCapturing(t, tt.opts...)
 			if _, err := h.client.UnaryCall(tt.ctx, &testpb.SimpleRequest{}); err != nil {
 				t.Fatal(err)
 			}
@@ -454,13 +448,7 @@ func TestClientReplacesCallerMetadata(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := make(chan metadata.MD, 1)
-			svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-				md, _ := metadata.FromIncomingContext(ctx)
-				got <- md
-				return &testpb.SimpleResponse{}, nil
-			}}
-			h := start(t, svc, nil, clientOpts(bulwark.Chain(), tt.opts...))
+			h, got := startCapturing(t, tt.opts...)
 			ctx := metadata.NewOutgoingContext(context.Background(), metadata.Pairs(
 				bulwarkgrpc.MetadataPriority, "critical-plus", bulwarkgrpc.MetadataAttempt, "5", "x-other", "kept"))
 			ctx = metadata.AppendToOutgoingContext(ctx, bulwarkgrpc.MetadataPriority, "sheddable")

@@ -14,6 +14,8 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/bulwarkgrpc"
 	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
@@ -114,6 +116,20 @@ type hinted struct {
 func (e *hinted) Error() string             { return fmt.Sprintf("test: refused (%v)", e.class) }
 func (e *hinted) Unwrap() error             { return e.class }
 func (e *hinted) RetryAfter() time.Duration { return time.Duration(e.after) * time.Millisecond }
+
+// startCapturing starts a service whose UnaryCall sends the incoming
+// metadata of each call to the channel returned (one call buffered), with a
+// client under a pass-through policy and opts.
+func startCapturing(t testing.TB, opts ...bulwarkgrpc.Option) (*harness, <-chan metadata.MD) {
+	t.Helper()
+	got := make(chan metadata.MD, 1)
+	svc := &service{unary: func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		got <- md
+		return &testpb.SimpleResponse{}, nil
+	}}
+	return start(t, svc, nil, clientOpts(bulwark.Chain(), opts...)), got
+}
 
 // incoming returns the values of key in the incoming metadata of ctx.
 func incoming(ctx context.Context, key string) []string {
