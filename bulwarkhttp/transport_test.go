@@ -419,7 +419,8 @@ func TestTransportBodyOutlivesAttemptDeadline(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "tail")
 	}))
-	spy := &deadlineSpy{p: bulwark.Timeout(20 * time.Millisecond), ctxs: make(chan context.Context, 1)}
+	// Long enough for loopback headers on a loaded machine.
+	spy := &deadlineSpy{p: bulwark.Timeout(300 * time.Millisecond), ctxs: make(chan context.Context, 1)}
 	client := &http.Client{Transport: bulwarkhttp.Transport(spy, c.Transport)}
 	resp, err := client.Get(srv.URL)
 	if err != nil {
