@@ -206,10 +206,14 @@ func (c *client) putCall(u *unaryCall) {
 // invokeOwn makes one of several concurrent attempts, into a reply and a
 // trailer of its own.
 func (u *unaryCall) invokeOwn(ctx context.Context) (reply any, own bool, trailer metadata.MD, err error) {
+	// The winner merges into u.reply under u.mu; reading u.reply's type
+	// here must not race with that.
+	u.mu.Lock()
 	reply = u.reply
 	if m, ok := reply.(proto.Message); ok {
 		reply, own = m.ProtoReflect().New().Interface(), true
 	}
+	u.mu.Unlock()
 	opts := append(u.opts[:len(u.opts):len(u.opts)], grpc.Trailer(&trailer))
 	err = u.invoker(ctx, u.method, u.req, reply, u.cc, opts...)
 	return reply, own, trailer, err
