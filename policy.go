@@ -164,7 +164,8 @@ func noopDone(error) {}
 // sync.Pool for overflow.
 type chain struct {
 	ps         []Policy
-	concurrent bool // some member may call fn concurrently or late
+	concurrent bool     // some member may call fn concurrently or late
+	_          [64]byte // keep the slots' writes off the line every call reads
 	slots      [frameSlots]slot
 	pool       sync.Pool
 }
@@ -174,7 +175,7 @@ const frameSlots = 8
 type slot struct {
 	busy atomic.Bool
 	f    *frame // owned by whoever holds busy
-	_    [48]byte
+	_    [112]byte // hot fields of two slots never share a cache line, however the array is aligned
 }
 
 type frame struct {
@@ -183,6 +184,7 @@ type frame struct {
 	active atomic.Int32 // calls of fn now running
 	taint  atomic.Bool  // fn overlapped or outlived Do: never reuse
 	slot   *slot        // nil for a pooled frame
+	_      [64]byte     // frames of different callers never share a line
 }
 
 func newFrame(c *chain) *frame {
