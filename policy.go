@@ -174,7 +174,7 @@ const frameSlots = 8
 
 type slot struct {
 	busy atomic.Bool
-	f    *frame // owned by whoever holds busy
+	f    *frame    // owned by whoever holds busy
 	_    [112]byte // hot fields of two slots never share a cache line, however the array is aligned
 }
 
