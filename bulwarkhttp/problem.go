@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,13 @@ func writeError(w http.ResponseWriter, err error, head bool) {
 func problemDetail(err error, status int) string {
 	switch {
 	case bulwark.IsRefusal(err):
+		// An http.Client's refusal comes wrapped in a *url.Error whose
+		// message names the downstream's URL (host, query): keep only
+		// the policy's own message.
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Err != nil && bulwark.IsRefusal(ue.Err) {
+			return ue.Err.Error()
+		}
 		return err.Error()
 	case status == http.StatusInternalServerError:
 		return "the request could not be served"
