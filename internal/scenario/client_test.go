@@ -55,9 +55,9 @@ func (d *downstream) seen() []hit {
 	return append([]hit(nil), d.hits...)
 }
 
-// status answers every request with code, and Retry-After when hint is not
+// answerWith answers every request with code, and Retry-After when hint is not
 // "".
-func status(code int, hint string) func(int, http.ResponseWriter, *http.Request) {
+func answerWith(code int, hint string) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) {
 		if hint != "" {
 			w.Header().Set("Retry-After", hint)
@@ -86,7 +86,7 @@ func slowRetry() *retry.Retrier {
 func TestClientHonoursRetryAfter(t *testing.T) {
 	d := newDownstream(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n == 1 {
-			status(http.StatusServiceUnavailable, "1")(n, w, r)
+			answerWith(http.StatusServiceUnavailable, "1")(n, w, r)
 			return
 		}
 		io.WriteString(w, "ok")
@@ -109,7 +109,7 @@ func TestClientHonoursRetryAfter(t *testing.T) {
 }
 
 func TestClientHintPastDeadlineStops(t *testing.T) {
-	d := newDownstream(t, status(http.StatusServiceUnavailable, "3600"))
+	d := newDownstream(t, answerWith(http.StatusServiceUnavailable, "3600"))
 	c := clientFor(d, fastRetry(), breaker.New("down"), 5*time.Second)
 	a, err := trySendCtx(t, bounded(t), c, http.MethodGet, d.url)
 	if err != nil {
@@ -124,7 +124,7 @@ func TestClientHintPastDeadlineStops(t *testing.T) {
 }
 
 func TestClientRemoteRejectedWithoutHint(t *testing.T) {
-	d := newDownstream(t, status(http.StatusTooManyRequests, ""))
+	d := newDownstream(t, answerWith(http.StatusTooManyRequests, ""))
 	b := breaker.New("down", breaker.WithConsecutiveFailures(2), breaker.WithMinCalls(2))
 	c := clientFor(d, fastRetry(), b, 5*time.Second)
 	const calls = 5
@@ -143,7 +143,7 @@ func TestClientRemoteRejectedWithoutHint(t *testing.T) {
 }
 
 func TestClientBreakerOpensAndFailsFast(t *testing.T) {
-	d := newDownstream(t, status(http.StatusServiceUnavailable, ""))
+	d := newDownstream(t, answerWith(http.StatusServiceUnavailable, ""))
 	b := breaker.New("down", breaker.WithConsecutiveFailures(3))
 	c := clientFor(d, fastRetry(), b, 5*time.Second)
 
@@ -184,7 +184,7 @@ func TestClientNeverReplaysNonIdempotent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := newDownstream(t, status(http.StatusServiceUnavailable, ""))
+			d := newDownstream(t, answerWith(http.StatusServiceUnavailable, ""))
 			c := clientFor(d, fastRetry(), breaker.New("down"), 5*time.Second)
 			a := send(t, c, tt.method, d.url, tt.hdr...)
 			if a.status != http.StatusServiceUnavailable {

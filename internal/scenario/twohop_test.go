@@ -64,30 +64,30 @@ func TestTwoHop(t *testing.T) {
 		},
 		{
 			name:       "B 503 with a hint past A's deadline",
-			give:       status(http.StatusServiceUnavailable, "7"),
+			give:       answerWith(http.StatusServiceUnavailable, "7"),
 			giveTier:   "sheddable",
 			wantStatus: http.StatusServiceUnavailable, wantRetryAfter: "7", wantHitsB: 1, wantTierAtB: "sheddable",
 		},
 		{
 			name:       "B 503 without a hint",
-			give:       status(http.StatusServiceUnavailable, ""),
+			give:       answerWith(http.StatusServiceUnavailable, ""),
 			giveTier:   "critical-plus", // untrusted: critical downstream
 			wantStatus: http.StatusServiceUnavailable, wantHitsB: 3, wantTierAtB: "critical",
 		},
 		{
 			name:       "B 429 without a hint",
-			give:       status(http.StatusTooManyRequests, ""),
+			give:       answerWith(http.StatusTooManyRequests, ""),
 			wantStatus: http.StatusServiceUnavailable, wantHitsB: 1, wantTierAtB: "critical",
 		},
 		{
 			name:       "B 429 with a hint past A's deadline",
-			give:       status(http.StatusTooManyRequests, "5"),
+			give:       answerWith(http.StatusTooManyRequests, "5"),
 			giveTier:   "sheddable-plus",
 			wantStatus: http.StatusServiceUnavailable, wantRetryAfter: "5", wantHitsB: 1, wantTierAtB: "sheddable-plus",
 		},
 		{
 			name:       "B 502",
-			give:       status(http.StatusBadGateway, ""),
+			give:       answerWith(http.StatusBadGateway, ""),
 			giveTier:   "critical",
 			wantStatus: http.StatusServiceUnavailable, wantHitsB: 3, wantTierAtB: "critical",
 		},
@@ -129,7 +129,7 @@ func TestTwoHop(t *testing.T) {
 // the rest of the break as Retry-After without calling B, and its problem
 // body names the refusal without the downstream's address.
 func TestTwoHopBreakerOpen(t *testing.T) {
-	b := newDownstream(t, status(http.StatusServiceUnavailable, ""))
+	b := newDownstream(t, answerWith(http.StatusServiceUnavailable, ""))
 	brk := breaker.New("b", breaker.WithConsecutiveFailures(3), breaker.WithBreakDuration(time.Minute))
 	a := serviceA(t, b, brk)
 
