@@ -16,9 +16,9 @@ import (
 type Result struct {
 	// Status is the status sent: the handler's (200 when it wrote none),
 	// the refusal's ([StatusCode] of Err, also with a custom
-	// [WithRejectHandler]), or 499 when the client went away and nothing
-	// was sent by the middleware (499 is for logs only, never on the
-	// wire).
+	// [WithRejectHandler]), or 499 when the client went away before a
+	// status was written, by the handler or the middleware (499 is for
+	// logs only, never on the wire).
 	Status int
 	// Outcome is "success", "failure", "ignored" (the client went away)
 	// or "refused".
@@ -285,7 +285,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case res.HandlerRan:
 		res.Status = s.status
-		if res.Status == 0 {
+		switch {
+		case res.Status != 0:
+		case r.Context().Err() != nil:
+			// The handler wrote nothing and the client went away:
+			// nothing was sent.
+			res.Status = StatusClientClosedRequest
+		default:
 			res.Status = http.StatusOK
 		}
 		switch {

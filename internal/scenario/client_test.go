@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/bulkhead"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
 	"github.com/bulwark-go/bulwark/retry"
 )
@@ -222,5 +223,42 @@ func TestClientPerAttemptTimeout(t *testing.T) {
 	}
 	if cn := b.Counts(); cn.Failures != 1 || cn.Successes != 1 {
 		t.Errorf("breaker counted %d failures and %d successes, want 1 (the timed-out attempt) and 1", cn.Failures, cn.Successes)
+	}
+}
+
+// TestClientHoldsAdmissionUntilBodyClosed: with the admission policies in
+// an inner Transport, a response body still open holds its slot, so the
+// next request is refused locally and never sent.
+func TestClientHoldsAdmissionUntilBodyClosed(t *testing.T) {
+	d := newDownstream(t, func(_ int, w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "body") })
+	pool := bulkhead.New("down", 1)
+	inner := bulwarkhttp.Transport(bulwark.Chain(breaker.New("down"), pool), d.client.Transport)
+	c := &http.Client{Transport: bulwarkhttp.Transport(fastRetry(), inner)}
+
+	req, _ := http.NewRequestWithContext(bounded(t), http.MethodGet, d.url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pool.InFlight(); n != 1 {
+		t.Errorf("in flight with the body open = %d, want 1", n)
+	}
+	_, err = trySend(t, c, http.MethodGet, d.url)
+	if !errors.Is(err, bulkhead.ErrFull) || !errors.Is(err, bulwark.ErrUnavailable) {
+		t.Errorf("a second request with the body open: err = %v, want bulkhead.ErrFull", err)
+	}
+	if n := len(d.seen()); n != 1 {
+		t.Errorf("downstream saw %d requests, want 1 (a refusal is not sent, nor retried)", n)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "body" {
+		t.Errorf("body = %q, %v, want %q", b, err, "body")
+	}
+	if n := pool.InFlight(); n != 0 {
+		t.Errorf("in flight once the body is closed = %d, want 0", n)
+	}
+	if a := send(t, c, http.MethodGet, d.url); a.status != http.StatusOK || len(d.seen()) != 2 {
+		t.Errorf("once the body is closed: status %d after %d requests, want 200 after 2", a.status, len(d.seen()))
 	}
 }

@@ -1,6 +1,8 @@
 package scenario_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
@@ -48,9 +51,9 @@ func newServerStack(t *testing.T, burst, slots int, mp metric.MeterProvider, opt
 		s.entered <- struct{}{}
 		select {
 		case <-s.release:
-		case <-r.Context().Done():
+			io.WriteString(w, "ok")
+		case <-r.Context().Done(): // the client went away: nothing to write
 		}
-		io.WriteString(w, "ok")
 	})
 	opts = append([]bulwarkhttp.Option{bulwarkhttp.WithMeterProvider(mp), bulwarkhttp.WithName("api")}, opts...)
 	s.srv = serve(t, bulwarkhttp.Middleware(bulwark.Chain(limiter, s.pool), opts...)(mux))
@@ -305,5 +308,42 @@ func TestServerKeyedQuota(t *testing.T) {
 	}
 	if got := tenants.Keys(); got != 2 {
 		t.Errorf("keys = %d, want 2", got)
+	}
+}
+
+func TestServerCallerWentAway(t *testing.T) {
+	r := metrictest.New(t)
+	results := make(chan bulwarkhttp.Result, 1)
+	s := newServerStack(t, 10, 1, r.Provider, bulwarkhttp.WithObserver(func(_ *http.Request, res bulwarkhttp.Result) {
+		results <- res
+	}))
+	ctx, cancel := context.WithCancel(bounded(t))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := trySendCtx(t, ctx, s.client, http.MethodGet, s.srv.URL+"/slow")
+		errc <- err
+	}()
+	<-s.entered
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("client: err = %v, want context.Canceled", err)
+	}
+	var res bulwarkhttp.Result
+	select {
+	case res = <-results:
+	case <-time.After(deadline):
+		t.Fatal("the middleware never reported the request")
+	}
+	if res.Outcome != "ignored" || res.Status != bulwarkhttp.StatusClientClosedRequest || !res.HandlerRan {
+		t.Errorf("result = %+v, want ignored, 499, handler ran", res)
+	}
+	if n := s.pool.InFlight(); n != 0 {
+		t.Errorf("in flight = %d, want 0", n)
+	}
+	if got := r.Int64Total("bulwark.http.server.requests", "bulwark.outcome", "ignored"); got != 1 {
+		t.Errorf("bulwark.http.server.requests{ignored} = %d, want 1", got)
+	}
+	if got := r.Int64Total("bulwark.http.server.requests", "bulwark.outcome", "success"); got != 0 {
+		t.Errorf("bulwark.http.server.requests{success} = %d, want 0", got)
 	}
 }
