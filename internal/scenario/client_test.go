@@ -213,7 +213,7 @@ func TestClientPerAttemptTimeout(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	b := breaker.New("down")
-	c := clientFor(d, fastRetry(), b, 100*time.Millisecond)
+	c := clientFor(d, fastRetry(), b, time.Second)
 	a, err := trySendCtx(t, bounded(t), c, http.MethodGet, d.url)
 	if err != nil {
 		t.Fatal(err)

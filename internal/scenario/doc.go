@@ -16,4 +16,8 @@
 //   - gRPC interceptors map refusals to RESOURCE_EXHAUSTED and UNAVAILABLE,
 //     retry honours pushback, and streams hold admission until they end.
 //   - The metrics agree with what the tests saw on the wire.
+//
+// Timing rules (exact hints, the breaker's break, per-attempt deadlines)
+// are also checked in testing/synctest bubbles, with the HTTP handler
+// served in process instead of over the network.
 package scenario

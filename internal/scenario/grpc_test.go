@@ -74,6 +74,7 @@ type grpcStack struct {
 	client  testgrpc.TestServiceClient
 	mu      sync.Mutex
 	unary   []string // "tenant/attempt" of each unary call
+	tiers   []string // the bulwark-priority metadata of each unary call
 	streams int
 }
 
@@ -88,6 +89,7 @@ func newGRPCStack(t *testing.T, policy bulwark.Policy, copts ...grpc.DialOption)
 		md, _ := metadata.FromIncomingContext(ctx)
 		s.mu.Lock()
 		s.unary = append(s.unary, strings.Join(md.Get("tenant"), ",")+"/"+strings.Join(md.Get("bulwark-attempt"), ","))
+		s.tiers = append(s.tiers, strings.Join(md.Get("bulwark-priority"), ","))
 		s.mu.Unlock()
 		return h(ctx, req)
 	}
@@ -283,5 +285,68 @@ func TestGRPCStreamHoldsAdmission(t *testing.T) {
 	}
 	if _, err := again.Recv(); err != io.EOF {
 		t.Errorf("Recv() = %v, want io.EOF", err)
+	}
+}
+
+// relay is a TestService that serves UnaryCall by making the same call to
+// b with the context it was given.
+type relay struct {
+	testgrpc.UnimplementedTestServiceServer
+	b testgrpc.TestServiceClient
+}
+
+func (r relay) UnaryCall(ctx context.Context, in *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	return r.b.UnaryCall(ctx, in)
+}
+
+// TestGRPCTwoHop: client → A (server interceptor, client interceptor with
+// retry to B) → B. A answers UNAVAILABLE for B's RESOURCE_EXHAUSTED (a
+// downstream's quota is never relayed as A's) and passes B's tier on as
+// A's effective tier.
+func TestGRPCTwoHop(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveTier   bulwark.Priority
+		giveStatus *testgrpc.EchoStatus // B's answer
+		wantCode   codes.Code
+		wantAtB    []string // bulwark-priority of each call B saw
+	}{
+		{name: "B serves", giveTier: bulwark.SheddablePlus, wantCode: codes.OK, wantAtB: []string{"sheddable-plus"}},
+		{name: "untrusted critical-plus", giveTier: bulwark.CriticalPlus, wantCode: codes.OK, wantAtB: []string{"critical"}},
+		{
+			name: "B RESOURCE_EXHAUSTED", giveTier: bulwark.Sheddable,
+			giveStatus: &testgrpc.EchoStatus{Code: int32(codes.ResourceExhausted), Message: "B's quota"},
+			wantCode:   codes.Unavailable, wantAtB: []string{"sheddable"},
+		},
+		{
+			name: "B UNAVAILABLE", giveTier: bulwark.Critical,
+			giveStatus: &testgrpc.EchoStatus{Code: int32(codes.Unavailable), Message: "B is down"},
+			wantCode:   codes.Unavailable, wantAtB: []string{"critical", "critical", "critical"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// B, and A's client to it with retry.
+			b := newGRPCStack(t, policytest.PassThrough, grpc.WithUnaryInterceptor(bulwarkgrpc.UnaryClientInterceptor(fastRetry())))
+			sopts := []grpc.ServerOption{grpc.UnaryInterceptor(bulwarkgrpc.UnaryServerInterceptor(bulkhead.New("a", 4)))}
+			_, conn := policytest.ServeGRPC(t, func(srv *grpc.Server) {
+				testgrpc.RegisterTestServiceServer(srv, relay{b: b.client})
+			}, sopts, grpc.WithUnaryInterceptor(bulwarkgrpc.UnaryClientInterceptor(bulwark.Chain())))
+			a := testgrpc.NewTestServiceClient(conn)
+
+			resp, err := a.UnaryCall(bulwark.WithPriority(bounded(t), tt.giveTier), &testgrpc.SimpleRequest{ResponseStatus: tt.giveStatus})
+			if code := status.Code(err); code != tt.wantCode {
+				t.Errorf("A answered %v (%v), want %v", code, err, tt.wantCode)
+			}
+			if err == nil && resp.GetUsername() != tt.wantAtB[0] {
+				t.Errorf("B served the call as %q, want %q", resp.GetUsername(), tt.wantAtB[0])
+			}
+			b.mu.Lock()
+			tiers := append([]string(nil), b.tiers...)
+			b.mu.Unlock()
+			if strings.Join(tiers, " ") != strings.Join(tt.wantAtB, " ") {
+				t.Errorf("B saw bulwark-priority %q, want %q", tiers, tt.wantAtB)
+			}
+		})
 	}
 }
