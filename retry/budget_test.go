@@ -21,6 +21,7 @@ func TestBudgetFailingBackend(t *testing.T) {
 		mp := reader.Provider
 		r := retry.New(retry.WithBudget(retry.NewBudget()), retry.WithMeterProvider(mp),
 			retry.WithInitialDelay(time.Millisecond), retry.WithRandomization(0))
+		reader.Keep(r)
 		var attempts int
 		exhausted := 0
 		start := time.Now()

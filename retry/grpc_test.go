@@ -128,6 +128,7 @@ func TestGRPCPushback(t *testing.T) {
 			mp := reader.Provider
 			r := retry.New(retry.WithInitialDelay(tt.initial), retry.WithMaxDelay(max(tt.initial, time.Second)),
 				retry.WithRandomization(0), retry.WithMeterProvider(mp))
+			reader.Keep(r)
 			b := &grpcBackend{respond: tt.give}
 			client := grpcClient(t, b, r)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -111,6 +111,7 @@ func TestHTTPRetryAfter(t *testing.T) {
 			// Without the hint the backoff (an hour) would end past the
 			// deadline and stop the call after one attempt.
 			r := retry.New(retry.WithInitialDelay(time.Hour), retry.WithMaxDelay(time.Hour), retry.WithMeterProvider(mp))
+			reader.Keep(r)
 			srv := newBackend(t, tt.give())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

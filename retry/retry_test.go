@@ -444,6 +444,7 @@ func TestPanicAndGoexitCounted(t *testing.T) {
 	reader := metrictest.New(t)
 	mp := reader.Provider
 	r := retry.New(retry.WithMeterProvider(mp), retry.WithName("p"))
+	reader.Keep(r)
 	func() {
 		defer func() {
 			if v := recover(); v != "boom" {
@@ -542,6 +543,7 @@ func TestMetrics(t *testing.T) {
 		budget := retry.NewBudget(retry.WithRatio(0), retry.WithMinRetriesPerSecond(0.3)) // 3 retries per 10 s
 		r := retry.New(retry.WithMeterProvider(mp), retry.WithName("orders"), retry.WithBudget(budget),
 			retry.WithRandomization(0))
+		reader.Keep(r)
 		ctx := context.Background()
 
 		// 5 first-attempt successes: no delay recorded.
@@ -659,6 +661,7 @@ func TestNilOptionsIgnored(t *testing.T) {
 		budget := retry.NewBudget(retry.WithRatio(0), retry.WithMinRetriesPerSecond(0), nil) // no retries
 		r := retry.New(nil, retry.WithMeterProvider(mp), retry.WithMeterProvider(nil),
 			retry.WithBudget(budget), retry.WithBudget(nil), retry.WithName("nil"))
+		reader.Keep(r)
 		s := fail(errRemote)
 		err := r.Do(context.Background(), s.fn)
 		var ex *retry.ExhaustedError

@@ -5,6 +5,7 @@ package metrictest
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +43,14 @@ type NamedProvider struct {
 // production, shut down when tb ends.
 func Providers(tb testing.TB) []NamedProvider {
 	return []NamedProvider{{"noop", noop.NewMeterProvider()}, {"sdk", New(tb).Provider}}
+}
+
+// Keep keeps objs reachable until the test ends. bulwark's metric
+// callbacks hold their policies weakly, so a policy the test no longer
+// uses may be collected, and stop reporting, before the test reads its
+// metrics; Keep the policies whose metrics a test reads.
+func (r *Reader) Keep(objs ...any) {
+	r.t.Cleanup(func() { runtime.KeepAlive(objs) })
 }
 
 // Collect collects every instrument now.
