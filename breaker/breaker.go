@@ -19,9 +19,10 @@
 // error that is bulwark.ErrRemoteUnavailable, bulwark.ErrTimeout or
 // unclassified, a panic, or a runtime.Goexit (see [WithFailure] to change
 // which errors count, and [WithSlowCall] to count slow successes); a
-// downstream's bulwark.ErrRemoteRejected counts as a success (one tenant's
-// quota must not open the breaker for everyone); the caller's own
-// cancellation and an inner policy's refusal are not counted at all. A
+// downstream's bulwark.ErrRemoteRejected is not counted at all, like the
+// caller's own cancellation and an inner policy's refusal (one tenant's
+// quota must not open the breaker for everyone, and a 429 probe proves
+// nothing about health); these are reported as bulwark.outcome=ignored. A
 // context ended by bulwark's own deadline (its cause is bulwark.ErrTimeout,
 // as with a per-attempt timeout set outside the breaker) is a failure, not
 // the caller's cancellation.
@@ -479,6 +480,12 @@ func (b *Breaker) classify(ctx context.Context, err error, start time.Duration) 
 	}
 	if b.c.o.slow > 0 && b.c.since()-start > b.c.o.slow {
 		return outFailure
+	}
+	if err != nil && errors.Is(err, bulwark.ErrRemoteRejected) {
+		// A downstream's quota answer: neither a failure (one tenant's
+		// quota must not open the breaker for everyone) nor a sign of
+		// health (a 429 probe must not close it).
+		return outIgnored
 	}
 	return outSuccess
 }

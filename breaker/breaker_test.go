@@ -129,7 +129,7 @@ func TestClassification(t *testing.T) {
 		{"our timeout", nil, func(context.Context, context.CancelFunc) error { return bulwark.ErrTimeout }, counted{failure: 1}},
 		{"remote rejected", nil, func(context.Context, context.CancelFunc) error {
 			return fmt.Errorf("GET: %w", bulwark.ErrRemoteRejected)
-		}, counted{success: 1}},
+		}, counted{excluded: 1}},
 		{"inner refusal, unavailable", nil, func(context.Context, context.CancelFunc) error {
 			return fmt.Errorf("bulkhead: full: %w", bulwark.ErrUnavailable)
 		}, counted{excluded: 1}},
@@ -155,7 +155,9 @@ func TestClassification(t *testing.T) {
 		{"WithFailure does not see refusals", []Option{WithFailure(func(error) bool { return true })},
 			func(context.Context, context.CancelFunc) error { return bulwark.ErrUnavailable }, counted{excluded: 1}},
 		{"WithFailure(nil) ignored", []Option{WithFailure(nil)},
-			func(context.Context, context.CancelFunc) error { return bulwark.ErrRemoteRejected }, counted{success: 1}},
+			func(context.Context, context.CancelFunc) error { return bulwark.ErrRemoteRejected }, counted{excluded: 1}},
+		{"WithFailure: remote rejected not a failure is still not counted", []Option{WithFailure(func(error) bool { return false })},
+			func(context.Context, context.CancelFunc) error { return bulwark.ErrRemoteRejected }, counted{excluded: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -822,6 +824,31 @@ func TestDefaults(t *testing.T) {
 		run(t, b, repeat("s", 9)+"f")
 		if got := b.State(); got != StateClosed {
 			t.Errorf("State() = %v, want %v: the first failures left the 60 s window (counts %+v)", got, StateClosed, b.Counts())
+		}
+	})
+}
+
+// A downstream's 429 on a half-open probe proves nothing about its health:
+// the breaker neither closes nor reopens, and the next probe decides.
+func TestRemoteRejectedProbeDecidesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New("probe429", WithConsecutiveFailures(1), WithMinCalls(1), WithBreakDuration(time.Second))
+		_ = b.Do(context.Background(), func(context.Context) error { return bulwark.ErrRemoteUnavailable })
+		if got := b.State(); got != StateOpen {
+			t.Fatalf("after a failure State() = %v, want %v", got, StateOpen)
+		}
+		time.Sleep(time.Second + time.Nanosecond)
+		if err := b.Do(context.Background(), func(context.Context) error { return bulwark.ErrRemoteRejected }); !errors.Is(err, bulwark.ErrRemoteRejected) {
+			t.Fatalf("probe Do() = %v, want the downstream's ErrRemoteRejected", err)
+		}
+		if got := b.State(); got != StateHalfOpen {
+			t.Fatalf("after a 429 probe State() = %v, want %v", got, StateHalfOpen)
+		}
+		if err := b.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+			t.Fatalf("second probe Do() = %v, want nil", err)
+		}
+		if got := b.State(); got != StateClosed {
+			t.Errorf("after a successful probe State() = %v, want %v", got, StateClosed)
 		}
 	})
 }

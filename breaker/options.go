@@ -195,7 +195,8 @@ func WithProbes(n int) Option {
 //
 // Default: every error is a failure except bulwark.ErrRemoteRejected (a
 // downstream's 429), so bulwark.ErrRemoteUnavailable, bulwark.ErrTimeout and
-// unclassified errors count.
+// unclassified errors count. An ErrRemoteRejected that f does not call a
+// failure is not counted at all (neither failure nor success).
 func WithFailure(f func(err error) bool) Option {
 	return optionFunc(func(o *options) {
 		if f != nil {
