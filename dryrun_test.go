@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,19 +101,5 @@ func TestDryRunKeepsConcurrentMarker(t *testing.T) {
 	if c, ok := bulwark.DryRun(bulwark.Timeout(time.Second)).(bulwark.Concurrent); ok && c.ConcurrentFn() {
 		t.Error("DryRun(Timeout) claims to call fn concurrently")
 	}
-	pass := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error { return fn(ctx) })
-	p := bulwark.Chain(pass, d, pass)
-	counts := make([]atomic.Int32, 100)
-	for i := range counts {
-		_ = p.Do(context.Background(), func(context.Context) error {
-			counts[i].Add(1)
-			return nil
-		})
-	}
-	wg.Wait()
-	for i := range counts {
-		if n := counts[i].Load(); n != 2 {
-			t.Fatalf("call %d: its fn ran %d times, want 2 (a late call reached another call's fn?)", i, n)
-		}
-	}
+	checkLateCallsReachOwnFn(t, d, &wg, 100)
 }

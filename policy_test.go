@@ -170,19 +170,27 @@ func (lateHedge) ConcurrentFn() bool { return true }
 
 func TestChainLateCallReachesItsOwnFn(t *testing.T) {
 	var wg sync.WaitGroup
+	checkLateCallsReachOwnFn(t, lateHedge{&wg}, &wg, 200)
+}
+
+// checkLateCallsReachOwnFn runs n calls through Chain(pass, p, pass), where
+// p calls fn twice, once late (wg counts the late calls), and checks that
+// every call's fn ran exactly twice: no late call reached another call's fn.
+func checkLateCallsReachOwnFn(t *testing.T, p bulwark.Policy, wg *sync.WaitGroup, n int) {
+	t.Helper()
 	pass := bulwark.PolicyFunc(func(ctx context.Context, fn func(context.Context) error) error { return fn(ctx) })
-	p := bulwark.Chain(pass, lateHedge{&wg}, pass)
-	counts := make([]atomic.Int32, 200)
+	c := bulwark.Chain(pass, p, pass)
+	counts := make([]atomic.Int32, n)
 	for i := range counts {
-		_ = p.Do(context.Background(), func(context.Context) error {
+		_ = c.Do(context.Background(), func(context.Context) error {
 			counts[i].Add(1)
 			return nil
 		})
 	}
 	wg.Wait()
 	for i := range counts {
-		if n := counts[i].Load(); n != 2 {
-			t.Fatalf("call %d: its fn ran %d times, want 2 (late calls reached another call's fn?)", i, n)
+		if got := counts[i].Load(); got != 2 {
+			t.Fatalf("call %d: its fn ran %d times, want 2 (a late call reached another call's fn?)", i, got)
 		}
 	}
 }
