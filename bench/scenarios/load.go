@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -112,6 +111,3 @@ func newTransport() *http.Transport {
 		IdleConnTimeout:     30 * time.Second,
 	}
 }
-
-// counter is an atomic count shared by a handler and the scenario.
-type counter struct{ atomic.Int64 }
