@@ -99,9 +99,8 @@ func Load(reg *bulwark.Registry, r io.Reader, opts ...LoadOption) error {
 // names the file.
 func LoadFile(reg *bulwark.Registry, path string, opts ...LoadOption) error {
 	o := newLoadOptions(opts)
-	data, err := os.ReadFile(path)
+	data, err := readConfig(path)
 	if err != nil {
-		err = fmt.Errorf("degrade: config %s: %w", path, err)
 		o.report(context.Background(), err, path)
 		return err
 	}
@@ -259,9 +258,11 @@ func where(path string) string {
 	return " " + path
 }
 
-// Watch applies the config file at path ([LoadFile]) and then checks it
-// every interval, applying it again when its modification time, size or
-// content changed, until ctx ends; it returns ctx's error then. An invalid
+// Watch applies the config file at path ([LoadFile]) and then reads it
+// again every interval, applying it when its content changed, until ctx
+// ends; it returns ctx's error then. (It compares content rather than
+// modification times, which file systems keep too coarsely to see two
+// quick edits of the same size.) An invalid
 // file or an unknown name is reported (logged, counted, passed to
 // [WithOnLoad]) and the last good state kept; a missing file too, once
 // per new error. A file touched without a change of content is not applied
@@ -296,35 +297,21 @@ type watcher struct {
 	reg     *bulwark.Registry
 	path    string
 	o       loadOptions
-	seen    bool
-	mtime   time.Time
-	size    int64
 	content []byte // the last content tried
 	lastErr string // the last error reported, so a broken file is reported once
 }
 
 func (w *watcher) check(ctx context.Context) {
-	fi, err := os.Stat(w.path)
+	data, err := readConfig(w.path)
 	if err != nil {
-		w.fail(ctx, fmt.Errorf("degrade: config %s: %w", w.path, err))
-		w.seen = false
+		w.fail(ctx, err)
 		return
 	}
-	if w.seen && fi.ModTime().Equal(w.mtime) && fi.Size() == w.size {
-		return
-	}
-	data, err := os.ReadFile(w.path)
-	if err != nil {
-		w.fail(ctx, fmt.Errorf("degrade: config %s: %w", w.path, err))
-		return
-	}
-	w.seen, w.mtime, w.size = true, fi.ModTime(), fi.Size()
-	if w.content != nil && bytes.Equal(data, w.content) && w.lastErr == "" {
+	if w.content != nil && bytes.Equal(data, w.content) {
 		return
 	}
 	w.content = data
-	err = apply(w.reg, bytes.NewReader(data), w.path)
-	if err != nil {
+	if err := apply(w.reg, bytes.NewReader(data), w.path); err != nil {
 		w.fail(ctx, err)
 		return
 	}
@@ -333,6 +320,20 @@ func (w *watcher) check(ctx context.Context) {
 	if w.o.onLoad != nil {
 		w.o.onLoad(nil)
 	}
+}
+
+// readConfig reads the file at path, at most maxConfigSize+1 bytes.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("degrade: config %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("degrade: config %s: %w", path, err)
+	}
+	return data, nil
 }
 
 // fail reports err unless it is the one reported last.

@@ -86,7 +86,7 @@ type core struct {
 	mu       sync.Mutex
 	layers   [numSources]layer // guarded by mu
 	raw      int               // the trigger's raw level; guarded by mu
-	raisedAt time.Duration     // since epoch, of the trigger's last raise; guarded by mu
+	raisedAt time.Duration     // since epoch, of the last sample that called for the raw level; guarded by mu
 	pending  []change          // changes not yet delivered to onChange; guarded by mu
 	hookMu   sync.Mutex        // held while delivering to onChange
 }
@@ -145,7 +145,7 @@ func (c *core) evaluate(now time.Duration) {
 	// The next evaluation is scheduled before sampling, so a panicking
 	// signal is not called again by every caller at once.
 	c.nextEval.Store(int64(now + c.trig.interval))
-	next, v, ok := c.trig.eval(c.raw)
+	next, up, v, ok := c.trig.eval(c.raw)
 	if !ok {
 		return
 	}
@@ -153,7 +153,9 @@ func (c *core) evaluate(now time.Duration) {
 	if next < c.raw && now-c.raisedAt < c.trig.hold {
 		next = c.raw // held
 	}
-	if next > c.raw {
+	if up > 0 && up >= min(next, c.raw) {
+		// The sample calls for the level held (or a higher one): the
+		// hold starts again.
 		c.raisedAt = now
 		c.heldUntil.Store(int64(now + c.trig.hold))
 	}

@@ -50,8 +50,10 @@ type triggerOptionFunc func(*Trigger)
 func (f triggerOptionFunc) applyTrigger(t *Trigger) { f(t) }
 
 // WithHold sets the minimum time a trigger keeps a raised state before it
-// lowers it, so that a signal hovering at the threshold does not flap. It
-// panics if d is negative.
+// lowers it, counted from the last sample that called for that state (the
+// condition true, the signal at or above the level's threshold), so that a
+// signal hovering at the threshold does not flap. It panics if d is
+// negative.
 // Default: 0.
 func WithHold(d time.Duration) TriggerOption {
 	if d < 0 {
@@ -171,20 +173,21 @@ func LevelsAbove(signal func() float64, thresholds []float64, opts ...TriggerOpt
 }
 
 // eval samples the condition or signal and returns the trigger's next raw
-// level after cur (0 … len(ons); 0 or 1 for a condition), the sampled
-// value, and false when the sample was NaN (no change).
-func (t *Trigger) eval(cur int) (next int, v float64, ok bool) {
+// level after cur (0 … len(ons); 0 or 1 for a condition), the level the
+// sample alone calls for, the sampled value, and false when the sample was
+// NaN (no change).
+func (t *Trigger) eval(cur int) (next, up int, v float64, ok bool) {
 	if t.cond != nil {
 		if t.cond() {
-			return 1, 1, true
+			return 1, 1, 1, true
 		}
-		return 0, 0, true
+		return 0, 0, 0, true
 	}
 	v = t.signal()
 	if math.IsNaN(v) {
-		return cur, v, false
+		return cur, cur, v, false
 	}
-	up, sticky := 0, 0
+	sticky := 0
 	for i := range t.ons {
 		if v >= t.ons[i] {
 			up = i + 1
@@ -194,9 +197,9 @@ func (t *Trigger) eval(cur int) (next int, v float64, ok bool) {
 		}
 	}
 	if up > cur {
-		return up, v, true
+		return up, up, v, true
 	}
-	return max(up, min(cur, sticky)), v, true
+	return max(up, min(cur, sticky)), up, v, true
 }
 
 // level maps a raw level to the policy's level.
@@ -218,10 +221,13 @@ func (t *Trigger) why(from, to int, v float64) string {
 		}
 		return "trigger: condition false"
 	}
-	if to > from {
+	switch {
+	case to > from || to == from && to > 0:
 		return "trigger: signal " + ftoa(v) + " at or above " + ftoa(t.ons[to-1])
+	case to < from:
+		return "trigger: signal " + ftoa(v) + " below " + ftoa(t.offs[from-1])
 	}
-	return "trigger: signal " + ftoa(v) + " below " + ftoa(t.offs[from-1])
+	return "trigger: signal " + ftoa(v) + " below " + ftoa(t.ons[0])
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
