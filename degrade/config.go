@@ -298,23 +298,35 @@ type watcher struct {
 	path    string
 	o       loadOptions
 	content []byte // the last content tried
-	lastErr string // the last error reported, so a broken file is reported once
+	// readFailed and applyFailed say how the last check ended.
+	readFailed, applyFailed bool
+	lastErr                 string // the last error reported, so a broken file is reported once
 }
 
 func (w *watcher) check(ctx context.Context) {
 	data, err := readConfig(w.path)
 	if err != nil {
+		w.readFailed = true
 		w.fail(ctx, err)
 		return
 	}
+	readFailed := w.readFailed
+	w.readFailed = false
 	if w.content != nil && bytes.Equal(data, w.content) {
-		return
+		if !readFailed || w.applyFailed {
+			return
+		}
+		// The file is back as it was applied: nothing to apply, but
+		// the error is over.
+	} else {
+		w.content = data
+		if err := apply(w.reg, bytes.NewReader(data), w.path); err != nil {
+			w.applyFailed = true
+			w.fail(ctx, err)
+			return
+		}
 	}
-	w.content = data
-	if err := apply(w.reg, bytes.NewReader(data), w.path); err != nil {
-		w.fail(ctx, err)
-		return
-	}
+	w.applyFailed = false
 	w.lastErr = ""
 	w.o.report(ctx, nil, w.path)
 	if w.o.onLoad != nil {
