@@ -150,20 +150,33 @@ func apply(reg *bulwark.Registry, r io.Reader, path string) error {
 
 	loadMu.Lock()
 	defer loadMu.Unlock()
+	// What the document names is set; what it does not name (under any
+	// of its registered names) loses its config value.
+	named := map[*core]bool{}
 	for name, v := range reg.All() {
 		switch v := v.(type) {
 		case *Switch:
 			if sc, ok := cfg.Switches[name]; ok {
+				named[v.c] = true
 				v.c.set(srcConfig, layer{set: true, level: b2i(*sc.On), reason: orDefault(sc.Reason)}, "")
-			} else {
-				v.c.set(srcConfig, layer{}, "no longer in "+defReason)
 			}
 		case *Shedder:
 			if sc, ok := cfg.Shedders[name]; ok {
+				named[v.c] = true
 				v.c.set(srcConfig, layer{set: true, level: *sc.Level, reason: orDefault(sc.Reason)}, "")
-			} else {
-				v.c.set(srcConfig, layer{}, "no longer in "+defReason)
 			}
+		}
+	}
+	for _, v := range reg.All() {
+		var c *core
+		switch v := v.(type) {
+		case *Switch:
+			c = v.c
+		case *Shedder:
+			c = v.c
+		}
+		if c != nil && !named[c] {
+			c.set(srcConfig, layer{}, "no longer in "+defReason)
 		}
 	}
 	var errs []error

@@ -353,3 +353,18 @@ func TestWatch(t *testing.T) {
 		}
 	})
 }
+
+func TestLoadOneSwitchUnderTwoNames(t *testing.T) {
+	reg := bulwark.NewRegistry()
+	sw := degrade.NewSwitch("recs")
+	reg.Register(sw)
+	reg.RegisterAs("recommendations", sw)
+	for range 3 {
+		if err := degrade.Load(reg, strings.NewReader(`{"switches": {"recs": {"on": true}}}`), quiet()); err != nil {
+			t.Fatal(err)
+		}
+		if !sw.On() {
+			t.Fatal("a switch named in the document under one of its names was turned off by the other")
+		}
+	}
+}

@@ -234,30 +234,33 @@ func (c *core) recomputeLocked(src int, actionReason string, now time.Duration) 
 	return true
 }
 
-// deliver hands pending changes to onChange, in order, one at a time.
+// deliver hands pending changes to onChange, in order, one at a time. A
+// panicking onChange passes through; the changes after it are delivered
+// by the next change.
 func (c *core) deliver() {
-	for {
-		if !c.hookMu.TryLock() {
-			return // the holder delivers ours too
-		}
-		for {
-			c.mu.Lock()
-			if len(c.pending) == 0 {
-				c.mu.Unlock()
-				break
-			}
-			ch := c.pending[0]
-			c.pending = c.pending[1:]
-			c.mu.Unlock()
-			c.onChange(ch.old, ch.new)
-		}
-		c.hookMu.Unlock()
+	for c.hookMu.TryLock() { // else the holder delivers ours too
+		c.deliverLocked()
 		c.mu.Lock()
 		more := len(c.pending) > 0
 		c.mu.Unlock()
 		if !more {
 			return
 		}
+	}
+}
+
+func (c *core) deliverLocked() {
+	defer c.hookMu.Unlock()
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		ch := c.pending[0]
+		c.pending = c.pending[1:]
+		c.mu.Unlock()
+		c.onChange(ch.old, ch.new)
 	}
 }
 

@@ -296,3 +296,28 @@ func TestConcurrentTriggerAndControl(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestOnChangePanicDoesNotWedge(t *testing.T) {
+	var seen []string
+	s := degrade.NewSwitch("recs", degrade.WithOnChange(func(old, new degrade.Status) {
+		seen = append(seen, new.Reason)
+		if new.Reason == "boom" {
+			panic("hook exploded")
+		}
+	}))
+	func() {
+		defer func() {
+			if r := recover(); r != "hook exploded" {
+				t.Fatalf("recovered %v, want the hook's panic", r)
+			}
+		}()
+		s.Set(true, "boom")
+	}()
+	s.Set(false, "after")
+	if got := strings.Join(seen, ","); got != "boom,after" {
+		t.Errorf("OnChange saw %s, want boom,after", got)
+	}
+	if s.On() {
+		t.Error("the switch is on after Set(false)")
+	}
+}
