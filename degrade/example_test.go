@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/degrade"
 )
 
@@ -34,43 +35,38 @@ func ExampleSwitch() {
 	// product page with recommendations
 }
 
-// breakerState stands in for a circuit breaker: degrade imports no other
-// policy package, ties go through plain funcs.
-type breakerState struct{ open atomic.Bool }
-
-func (b *breakerState) State() string {
-	if b.open.Load() {
-		return "open"
-	}
-	return "closed"
-}
-
-// A switch tied to a breaker: while the recommender's breaker is open, the
-// switch is on and calls get the fallback instead of waiting for a
-// refusal. With breaker.Breaker the condition reads
-// b.State() == breaker.StateOpen.
+// A switch tied to a circuit breaker: while the recommender's breaker is
+// open, the switch is on and calls get the fallback at once. degrade
+// imports no other policy package: the tie is a plain func.
 func ExampleWhen() {
-	b := &breakerState{}
+	recBreaker := breaker.New("recommender", breaker.WithConsecutiveFailures(2))
 	recs := degrade.NewSwitch("recommendations",
-		degrade.WithTrigger(degrade.When(func() bool { return b.State() == "open" },
-			degrade.WithInterval(0), degrade.WithReason("recommender breaker open"))),
+		degrade.WithTrigger(degrade.When(func() bool {
+			s := recBreaker.State()
+			return s == breaker.StateOpen || s == breaker.StateForcedOpen
+		}, degrade.WithInterval(0), degrade.WithReason("recommender breaker open"))),
 		degrade.WithFallback(func(ctx context.Context, err error) error {
 			fmt.Println("fallback: cached recommendations")
 			return nil
 		}))
-	fetch := func(context.Context) error {
-		fmt.Println("fetched fresh recommendations")
-		return nil
+	fetch := func(ctx context.Context) error {
+		return recBreaker.Do(ctx, func(context.Context) error {
+			fmt.Println("fetched fresh recommendations")
+			return nil
+		})
 	}
 	_ = recs.Do(context.Background(), fetch)
-	b.open.Store(true)
+	recBreaker.ForceOpen() // as two failures in a row would
 	_ = recs.Do(context.Background(), fetch)
 	st := recs.Status()
 	fmt.Println(st.Source+":", st.Reason)
+	recBreaker.Reset()
+	_ = recs.Do(context.Background(), fetch)
 	// Output:
 	// fetched fresh recommendations
 	// fallback: cached recommendations
 	// automatic: recommender breaker open
+	// fetched fresh recommendations
 }
 
 // A shedder refuses the lower tiers first; CriticalPlus is never shed by a
