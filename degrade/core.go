@@ -3,6 +3,7 @@ package degrade
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -144,7 +145,7 @@ func (c *core) evaluate(now time.Duration) {
 	}
 	// The next evaluation is scheduled before sampling, so a panicking
 	// signal is not called again by every caller at once.
-	c.nextEval.Store(int64(now + c.trig.interval))
+	c.nextEval.Store(int64(satAdd(now, c.trig.interval)))
 	next, up, v, ok := c.trig.eval(c.raw)
 	if !ok {
 		return
@@ -157,7 +158,7 @@ func (c *core) evaluate(now time.Duration) {
 		// The sample calls for the level held (or a higher one): the
 		// hold starts again.
 		c.raisedAt = now
-		c.heldUntil.Store(int64(now + c.trig.hold))
+		c.heldUntil.Store(int64(satAdd(now, c.trig.hold)))
 	}
 	if next == c.raw && !first {
 		return
@@ -335,3 +336,11 @@ func invalid(format string, args ...any) error {
 }
 
 var noopDone = func(error) {}
+
+// satAdd is a + b for b >= 0, saturating at the largest Duration.
+func satAdd(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}

@@ -3,6 +3,7 @@ package degrade_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -320,4 +321,35 @@ func TestOnChangePanicDoesNotWedge(t *testing.T) {
 	if s.On() {
 		t.Error("the switch is on after Set(false)")
 	}
+}
+
+func TestHugeDurations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var f flag
+		f.on.Store(true)
+		s := degrade.NewSwitch("recs", degrade.WithTrigger(degrade.When(f.cond,
+			degrade.WithInterval(math.MaxInt64), degrade.WithHold(math.MaxInt64))))
+		for range 100 {
+			if !s.On() {
+				t.Fatal("off")
+			}
+		}
+		if n := f.calls.Load(); n != 1 {
+			t.Errorf("cond called %d times under a MaxInt64 interval, want 1", n)
+		}
+		_, err := run(s, context.Background())
+		if d, ok := bulwark.RetryAfter(err); !ok || d < 100*365*24*time.Hour {
+			t.Errorf("RetryAfter = %v, %v under a MaxInt64 hold, want a huge hint, not an overflow", d, ok)
+		}
+
+		var g flag
+		g.on.Store(true)
+		h := degrade.NewSwitch("held", degrade.WithTrigger(degrade.When(g.cond, degrade.WithInterval(0), degrade.WithHold(math.MaxInt64))))
+		h.On()
+		g.on.Store(false)
+		time.Sleep(1000 * time.Hour)
+		if !h.On() {
+			t.Error("a MaxInt64 hold let the switch off")
+		}
+	})
 }
