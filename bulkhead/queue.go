@@ -63,7 +63,7 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) (Permit, error) {
 	prio := tierOf(ctx)
 	if b.maxQueue == 0 {
 		b.m.refuse(reasonFull, prio)
-		return Permit{}, b.errFull
+		return Permit{}, b.refusal(kindFull)
 	}
 	b.mu.Lock()
 	for {
@@ -88,7 +88,7 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) (Permit, error) {
 		if victim == nil {
 			b.mu.Unlock()
 			b.m.refuse(reasonFull, prio)
-			return Permit{}, b.errFull
+			return Permit{}, b.refusal(kindFull)
 		}
 		b.tiers[victim.tier].remove(victim)
 		b.queued.Add(-1)
@@ -111,6 +111,17 @@ func (b *Bulkhead) evictable(tier int) *waiter {
 		}
 	}
 	return nil
+}
+
+// evictBelow evicts every queued caller of a tier below tier. b.mu is held.
+func (b *Bulkhead) evictBelow(tier int) {
+	for t := 0; t < tier; t++ {
+		for w := b.tiers[t].head; w != nil; w = b.tiers[t].head {
+			b.dequeue(w)
+			w.state = evicted
+			close(w.ready)
+		}
+	}
 }
 
 // nextWaiter returns the longest-waiting caller of the highest tier queued,
@@ -175,6 +186,11 @@ func (b *Bulkhead) wait(ctx context.Context, w *waiter, prio bulwark.Priority) (
 		b.mu.Lock()
 		if w.state == waiting {
 			b.dequeue(w)
+			if !ctxEnded {
+				// Refused after the maximum wait: lower tiers must
+				// not get the next slot in its place.
+				b.evictBelow(w.tier)
+			}
 			b.mu.Unlock()
 			waited := time.Since(start)
 			if ctxEnded {
@@ -183,7 +199,7 @@ func (b *Bulkhead) wait(ctx context.Context, w *waiter, prio bulwark.Priority) (
 			}
 			b.m.waited(ctx, outcomeRefused, prio, waited)
 			b.m.refuse(reasonTimeout, prio)
-			return Permit{}, b.errMaxWait
+			return Permit{}, b.refusal(kindMaxWait)
 		}
 		b.mu.Unlock()
 	}
@@ -191,7 +207,7 @@ func (b *Bulkhead) wait(ctx context.Context, w *waiter, prio bulwark.Priority) (
 	if w.state == evicted {
 		b.m.waited(ctx, outcomeRefused, prio, waited)
 		b.m.refuse(reasonEvicted, prio)
-		return Permit{}, b.errEvicted
+		return Permit{}, b.refusal(kindEvicted)
 	}
 	p := Permit{b: b, gen: w.gen, idx: w.idx}
 	if ctxEnded {
