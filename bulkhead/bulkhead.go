@@ -420,7 +420,11 @@ func (b *Bulkhead) retryAfter() time.Duration {
 	if mean <= 0 {
 		return 0
 	}
-	d := time.Duration(mean * (b.queued.Load() + 1) / int64(b.limit))
+	n := b.queued.Load() + 1
+	if mean > math.MaxInt64/n {
+		return time.Duration(math.MaxInt64) // no overflow into a negative hint
+	}
+	d := time.Duration(mean * n / int64(b.limit))
 	// Whole milliseconds, rounded up: finer is noise to a client, and a
 	// hint that changes less often lets refusals share an error value.
 	if d >= math.MaxInt64-time.Millisecond {
