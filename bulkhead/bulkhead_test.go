@@ -25,7 +25,11 @@ func TestContract(t *testing.T) {
 	}{
 		{"NoQueue", func() bulwark.Policy { return newQuiet(4) }},
 		{"LimitOne", func() bulwark.Policy { return newQuiet(1) }},
-		{"Queue", func() bulwark.Policy { return newQuiet(2, bulkhead.WithMaxQueue(8), bulkhead.WithMaxWait(time.Second)) }},
+		{"QueueAcquireOnly", func() bulwark.Policy { return newQuiet(2, bulkhead.WithMaxQueue(8)) }},
+		// Do and Admit wait, for less than the suite's bound (1 s).
+		{"QueueWaits", func() bulwark.Policy {
+			return newQuiet(2, bulkhead.WithMaxQueue(8), bulkhead.WithMaxWait(100*time.Millisecond))
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { bulwarktest.TestPolicy(t, tt.give) })
