@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/bulwark-go/bulwark"
@@ -17,6 +18,9 @@ type suite struct {
 	o          options
 	newRaw     func() bulwark.Policy
 	concurrent bool // the policy declares bulwark.Concurrent
+
+	consumableOnce sync.Once
+	isConsumable   bool
 
 	late  atomic.Int64 // calls of fn after Do returned
 	other atomic.Int64 // calls of fn on a goroutine other than Do's caller's
