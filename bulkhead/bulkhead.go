@@ -133,9 +133,10 @@ type Bulkhead struct {
 	waits    bool         // Do and Admit wait in the queue (maxQueue > 0 and maxWait > 0)
 	hold     atomic.Int64 // moving average of sampled hold times in ns; 0: none yet
 
-	mu     sync.Mutex
-	tiers  [bulwark.NumPriorities]waitList // by Priority.Index; guarded by mu
-	queued atomic.Int64                    // waiters in all tiers; written under mu
+	mu      sync.Mutex
+	tiers   [bulwark.NumPriorities]waitList // by Priority.Index; guarded by mu
+	queued  atomic.Int64                    // waiters in all tiers; written under mu
+	waiting atomic.Uint32                   // bit Priority.Index set while that tier has waiters; written under mu
 
 	refusals [numKinds]atomic.Pointer[refusal] // the last refusal of each kind, reused while its hint holds
 	m        *metrics
@@ -323,9 +324,9 @@ func (b *Bulkhead) Admit(ctx context.Context) (done func(error), err error) {
 // ErrFull refusal carrying this moment's hint.
 func (b *Bulkhead) refuseNow(prio bulwark.Priority) error {
 	b.m.refuse(reasonFull, prio)
-	if b.head.Load()&qflag != 0 {
+	if tier := prio.Index(); b.waiting.Load()&(1<<tier-1) != 0 {
 		b.mu.Lock()
-		b.evictBelow(prio.Index())
+		b.evictBelow(tier)
 		b.mu.Unlock()
 	}
 	return b.refusal(kindFull)
@@ -412,19 +413,19 @@ func (b *Bulkhead) observeHold(d int64) {
 	}
 }
 
-// retryAfter estimates when a newcomer would find a slot: the mean hold time
-// divided among the slots, for each caller queued plus the newcomer; at
-// least a millisecond, or 0 before any hold time was observed.
-func (b *Bulkhead) retryAfter() time.Duration {
-	mean := b.hold.Load()
+// hintOf estimates when a newcomer would find a slot: the mean hold time
+// (ns) divided among the limit slots, for each of the queued callers plus
+// the newcomer; whole milliseconds rounded up, at least one, or 0 before
+// any hold time was observed.
+func hintOf(mean, queued int64, limit int) time.Duration {
 	if mean <= 0 {
 		return 0
 	}
-	n := b.queued.Load() + 1
+	n := queued + 1
 	if mean > math.MaxInt64/n {
 		return time.Duration(math.MaxInt64) // no overflow into a negative hint
 	}
-	d := time.Duration(mean * n / int64(b.limit))
+	d := time.Duration(mean * n / int64(limit))
 	// Whole milliseconds, rounded up: finer is noise to a client, and a
 	// hint that changes less often lets refusals share an error value.
 	if d >= math.MaxInt64-time.Millisecond {

@@ -52,6 +52,9 @@ type refusal struct {
 	err  error // ErrFull, ErrEvicted or ErrMaxWait
 	msg  string
 	hint time.Duration // 0: no hint
+	// The inputs hint was computed from: a refusal made while they hold
+	// reuses this one without recomputing.
+	mean, queued int64
 }
 
 func newRefusal(name string, kind int) *refusal {
@@ -71,12 +74,16 @@ func (e *refusal) RetryAfter() time.Duration { return e.hint }
 
 // refusal returns a refusal of kind carrying the hint of this moment.
 func (b *Bulkhead) refusal(kind int) error {
-	h := b.retryAfter()
+	mean, queued := b.hold.Load(), b.queued.Load()
 	r := b.refusals[kind].Load()
+	if r.mean == mean && r.queued == queued {
+		return r
+	}
+	h := hintOf(mean, queued, b.limit)
 	if r.hint == h {
 		return r
 	}
-	nr := &refusal{err: r.err, msg: r.msg, hint: h}
+	nr := &refusal{err: r.err, msg: r.msg, hint: h, mean: mean, queued: queued}
 	b.refusals[kind].Store(nr)
 	return nr
 }

@@ -91,12 +91,14 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) (Permit, error) {
 			return Permit{}, b.refusal(kindFull)
 		}
 		b.tiers[victim.tier].remove(victim)
+		b.markTier(victim.tier)
 		b.queued.Add(-1)
 		victim.state = evicted
 		close(victim.ready)
 	}
 	wt := &waiter{tier: tier, ready: make(chan struct{})}
 	b.tiers[tier].pushBack(wt)
+	b.markTier(tier)
 	b.queued.Add(1)
 	b.mu.Unlock()
 	return b.wait(ctx, wt, prio)
@@ -111,6 +113,18 @@ func (b *Bulkhead) evictable(tier int) *waiter {
 		}
 	}
 	return nil
+}
+
+// markTier records in b.waiting whether tier has callers queued. b.mu is
+// held.
+func (b *Bulkhead) markTier(tier int) {
+	m := b.waiting.Load()
+	if b.tiers[tier].n > 0 {
+		m |= 1 << tier
+	} else {
+		m &^= 1 << tier
+	}
+	b.waiting.Store(m)
 }
 
 // evictBelow evicts every queued caller of a tier below tier. b.mu is held.
@@ -139,6 +153,7 @@ func (b *Bulkhead) nextWaiter() *waiter {
 // empties. b.mu is held.
 func (b *Bulkhead) dequeue(w *waiter) {
 	b.tiers[w.tier].remove(w)
+	b.markTier(w.tier)
 	if b.queued.Add(-1) != 0 {
 		return
 	}
