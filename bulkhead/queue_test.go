@@ -296,8 +296,18 @@ func TestMaxWait(t *testing.T) {
 // releases; the bulkhead must never exceed its limit and must end idle with
 // every slot free.
 func TestStress(t *testing.T) {
+	t.Run("DoWaits", func(t *testing.T) {
+		stress(t, newQuiet(3, bulkhead.WithMaxQueue(6), bulkhead.WithMaxWait(2*time.Millisecond)))
+	})
+	// Do and Admit refuse at once and evict lower tiers from Acquire's
+	// queue.
+	t.Run("DoRefusesAndEvicts", func(t *testing.T) {
+		stress(t, newQuiet(3, bulkhead.WithMaxQueue(6)))
+	})
+}
+
+func stress(t *testing.T, b *bulkhead.Bulkhead) {
 	const limit, workers, rounds = 3, 32, 60
-	b := newQuiet(limit, bulkhead.WithMaxQueue(6), bulkhead.WithMaxWait(2*time.Millisecond))
 	var cur, maxSeen atomic.Int64
 	enter := func() {
 		n := cur.Add(1)
@@ -311,7 +321,7 @@ func TestStress(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			for range rounds {
-				switch rng.IntN(4) {
+				switch rng.IntN(5) {
 				case 0:
 					if p, ok := b.TryAcquire(); ok {
 						enter()
@@ -329,6 +339,16 @@ func TestStress(t *testing.T) {
 						p.Release()
 					} else if !errors.Is(err, bulkhead.ErrFull) && !errors.Is(err, context.DeadlineExceeded) {
 						t.Errorf("Acquire() = %v", err)
+					}
+				case 2:
+					done, err := b.Admit(prioCtx(bulwark.Priorities[rng.IntN(4)]))
+					if err == nil {
+						enter()
+						cur.Add(-1)
+						done(nil)
+						done(nil)
+					} else if !errors.Is(err, bulkhead.ErrFull) {
+						t.Errorf("Admit() = %v", err)
 					}
 				default:
 					err := b.Do(prioCtx(bulwark.Priorities[rng.IntN(4)]), func(context.Context) error {

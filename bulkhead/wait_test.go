@@ -332,3 +332,32 @@ func TestRefusalKeepsItsHint(t *testing.T) {
 		}
 	})
 }
+
+// TestNestedInItself: a one-slot bulkhead chained with itself cannot admit
+// the inner call; the inner Do waits its maximum wait (or refuses at once)
+// and nothing leaks.
+func TestNestedInItself(t *testing.T) {
+	for _, wait := range []time.Duration{0, time.Second} {
+		t.Run("wait="+wait.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := []bulkhead.Option{bulkhead.WithMaxQueue(2)}
+				if wait > 0 {
+					opts = append(opts, bulkhead.WithMaxWait(wait))
+				}
+				b := newQuiet(1, opts...)
+				start := time.Now()
+				called := false
+				err := bulwark.Chain(b, b).Do(context.Background(), func(context.Context) error { called = true; return nil })
+				if called || !errors.Is(err, bulkhead.ErrFull) {
+					t.Errorf("Do() = %v (fn ran: %v), want ErrFull and fn not run", err, called)
+				}
+				if d := time.Since(start); d != wait {
+					t.Errorf("Do() returned after %v, want %v", d, wait)
+				}
+				if b.InFlight() != 0 || b.Queued() != 0 {
+					t.Errorf("InFlight() = %d, Queued() = %d, want 0, 0", b.InFlight(), b.Queued())
+				}
+			})
+		})
+	}
+}
