@@ -3,6 +3,8 @@ package bulwark_test
 import (
 	"context"
 	"errors"
+	"math"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -122,4 +124,33 @@ func TestTimeoutUnderRetry(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestTimeoutValidation: an impossible duration panics naming Timeout; a
+// huge one is a valid "no cap".
+func TestTimeoutValidation(t *testing.T) {
+	for _, d := range []time.Duration{0, -1, math.MinInt64} {
+		t.Run(d.String(), func(t *testing.T) {
+			defer func() {
+				if s, _ := recover().(string); !strings.HasPrefix(s, "bulwark: Timeout") {
+					t.Errorf("Timeout(%v) panicked with %q, want a message naming bulwark: Timeout", d, s)
+				}
+			}()
+			bulwark.Timeout(d)
+		})
+	}
+	t.Run("MaxInt64", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			err := bulwark.Timeout(math.MaxInt64).Do(context.Background(), func(ctx context.Context) error {
+				if dl, ok := ctx.Deadline(); !ok || !dl.After(time.Now().Add(100*365*24*time.Hour)) {
+					t.Errorf("deadline %v, %v, want one centuries away", dl, ok)
+				}
+				time.Sleep(time.Hour)
+				return ctx.Err()
+			})
+			if err != nil {
+				t.Errorf("Do() = %v, want nil", err)
+			}
+		})
+	})
 }
