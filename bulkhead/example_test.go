@@ -115,3 +115,23 @@ func ExampleErrFull() {
 	// true true
 	// bulkhead "search": full: bulwark: unavailable
 }
+
+// A bulkhead shows itself on the admin page through bulwark.Snapshotter.
+func ExampleBulkhead_Snapshot() {
+	b := bulkhead.New("db", 1)
+	p, _ := b.TryAcquire()
+	defer p.Release()
+	_ = b.Do(context.Background(), func(context.Context) error { return nil }) // refused
+
+	s := b.Snapshot()
+	fmt.Println(s.Name, s.Kind, s.State, s.Health)
+	for _, f := range s.Figures[:4] {
+		fmt.Println(f.Name, f.Value)
+	}
+	// Output:
+	// db bulkhead full warn
+	// limit 1
+	// in-flight 1
+	// queued 0
+	// refused 1
+}
