@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -9,6 +12,13 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/bulkhead"
+	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/failover"
+	"github.com/bulwark-go/bulwark/retry"
 )
 
 // provider is the simulated payment provider: one instance per region
@@ -76,4 +86,101 @@ func startProvider(p *provider, addr string) (string, *http.Server, error) {
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return "http://" + l.Addr().String(), srv, nil
+}
+
+// paymentClient charges through the payment provider over HTTP, under the
+// client-side policies, outermost first:
+//
+//	retry (3 attempts, with a budget) → failover (primary, standby; a
+//	breaker each) → bulkhead → per-attempt timeout → the network
+//
+// Retry sits outside failover so that one retry can land on the other
+// endpoint, and its budget caps the extra load retries add to a provider
+// in trouble; the breakers are per endpoint, so the primary's failures move
+// traffic to the standby instead of refusing it; the bulkhead and timeout
+// are per attempt, so a slow provider holds neither a slot nor a caller
+// longer than one attempt. Each layer is a bulwarkhttp.Transport, the
+// outer ones stacked on the inner ones, so every layer sees a provider's
+// 503 as a bulwark.ErrRemoteUnavailable.
+type paymentClient struct {
+	client *http.Client
+	set    *failover.Set
+	budget *retry.Budget
+	bulk   *bulkhead.Bulkhead
+}
+
+// newPaymentClient returns a client of the providers at primary and
+// standby (base URLs).
+func newPaymentClient(primary, standby string, cfg config, breakerOpts ...breaker.Option) *paymentClient {
+	bopts := append([]breaker.Option{
+		breaker.WithConsecutiveFailures(5),
+		breaker.WithBreakDuration(cfg.breakDuration),
+	}, breakerOpts...)
+	set := failover.New("payments", []string{primary, standby},
+		failover.WithBreakerOptions(bopts...),
+		failover.WithMinDwell(cfg.breakDuration))
+	bulk := bulkhead.New("payments", cfg.concurrency,
+		bulkhead.WithMaxQueue(cfg.concurrency), bulkhead.WithMaxWait(time.Second))
+	budget := retry.NewBudget()
+	retrier := retry.New(
+		retry.WithName("payments"),
+		retry.WithBudget(budget),
+		retry.WithMaxAttempts(3),
+		retry.WithInitialDelay(20*time.Millisecond),
+		retry.WithMaxDelay(500*time.Millisecond))
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = cfg.concurrency
+	attempt := bulwarkhttp.Transport(bulwark.Chain(bulk, bulwark.Timeout(cfg.attemptTimeout)), base)
+	rt := bulwarkhttp.Transport(retrier, bulwarkhttp.FailoverTransport(set, attempt))
+	return &paymentClient{client: &http.Client{Transport: rt}, set: set, budget: budget, bulk: bulk}
+}
+
+// errPayment is a provider's answer that is neither a success nor a
+// failure the policies classify (a 4xx, a malformed body).
+var errPayment = errors.New("payment provider: unexpected answer")
+
+// charge asks the provider to charge amount in currency, under key (sent
+// as the provider's Idempotency-Key, which also lets the transports replay
+// the POST on another attempt or endpoint). It returns the provider's
+// payment id.
+func (c *paymentClient) charge(ctx context.Context, key string, amount int64, currency string) (string, error) {
+	body, _ := json.Marshal(map[string]any{"amount": amount, "currency": currency})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://payments/charge", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// The policies gave up on this answer: it is the last one, handed
+		// over intact. Classify it as the transports did, so the caller
+		// answers 503 with the provider's Retry-After.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			return "", bulwarkhttp.NewStatusError(resp, time.Now())
+		}
+		return "", fmt.Errorf("%w: status %d", errPayment, resp.StatusCode)
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil || out.ID == "" {
+		return "", fmt.Errorf("%w: %v", errPayment, err)
+	}
+	return out.ID, nil
+}
+
+// breakersOpen reports whether a payment endpoint's breaker is open.
+func (c *paymentClient) breakersOpen() bool {
+	for _, ep := range c.set.Status().Endpoints {
+		if ep.Breaker == breaker.StateOpen {
+			return true
+		}
+	}
+	return false
 }
