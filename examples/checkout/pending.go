@@ -12,10 +12,10 @@ import (
 // Until the idempotency, health and marker packages land on main, these
 // leave their layers out. Each is replaced by the package's own face.
 
-func (s *service) idempotent(h http.Handler) http.Handler         { return h }
+func (s *service) idempotent(h http.Handler) http.Handler        { return h }
 func (s *service) idempotentGRPC() []grpc.UnaryServerInterceptor { return nil }
-func (s *service) healthRoutes(mux *http.ServeMux)                {}
-func (s *service) registerGRPCHealth(srv *grpc.Server)            {}
+func (s *service) healthRoutes(mux *http.ServeMux)               {}
+func (s *service) registerGRPCHealth(srv *grpc.Server)           {}
 
 func markDegraded(w http.ResponseWriter, name string) { w.Header().Set("Bulwark-Degraded", name) }
 
