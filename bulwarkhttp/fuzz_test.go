@@ -18,7 +18,7 @@ func FuzzRetryAfter(f *testing.F) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, v string) {
 		for _, status := range []int{429, 503} {
-			se := bulwarkhttp.NewStatusError(&http.Response{StatusCode: status, Header: http.Header{"Retry-After": {v}}}, now)
+			se := bulwarkhttp.NewStatusError(&http.Response{StatusCode: status, Header: http.Header{"Retry-After": {v}}}, now).(*bulwarkhttp.StatusError)
 			d := se.RetryAfter()
 			if d < 0 || d > 365*24*time.Hour {
 				t.Fatalf("RetryAfter(%q) = %v, want within [0, 1 year]", v, d)
