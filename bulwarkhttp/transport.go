@@ -20,10 +20,15 @@ import (
 // Each attempt (each call of the policy's fn) sends a clone of the request —
 // the caller's *http.Request is never modified — with Bulwark-Attempt set to
 // the attempt's number ([bulwark.AttemptFrom], or the Transport's own count
-// of fn's calls when p does not set it) and Bulwark-Priority to the
-// effective tier of its context ([bulwark.PriorityFrom]) unless
-// [WithPropagatePriority] says not to. From the second attempt on, the
-// body is rewound with GetBody.
+// of fn's calls when p does not set it), Bulwark-Priority to the effective
+// tier of its context ([bulwark.LookupPriority]; a tier outside the four is
+// sent as critical) or, when the context has none, to the tier the caller
+// set in the header by hand, capped at critical (an unparseable one is
+// replaced by critical), and Bulwark-Drill to the context's drill marker
+// ([bulwark.DrillFrom]), if any. Under [WithPropagatePriority] returning
+// false, no Bulwark-Priority goes out, not even one the caller's request
+// already had. From the second attempt on, the body is rewound with
+// GetBody.
 //
 // Downstream answers are classified for the policies: 502, 503 and 504 are
 // a [*StatusError] wrapping [bulwark.ErrRemoteUnavailable], 429 one
@@ -41,7 +46,11 @@ import (
 // response, body intact, with a nil error; the bodies of the answers that
 // were retried are closed. When p refuses without any answer, RoundTrip
 // returns p's error (http.Client wraps it in a *url.Error; errors.Is still
-// finds the class).
+// finds the class). A base RoundTripper that is itself a Transport (or
+// returns a refusal or [bulwark.ErrTimeout]) has its error passed on as is:
+// a refusal stays one refusal, of its own class, through any number of
+// layers, and each layer counts it as refused. A nil Body in the base's
+// response is taken as empty, as net/http does.
 //
 // The response body stays readable after the policies returned: a
 // per-attempt deadline (a [bulwark.Timeout] in p) applies until the
@@ -53,9 +62,11 @@ import (
 // reporting the answer's class (or a read error) to done. A failed answer
 // to a request that may be replayed has its body (up to 64 KiB) read
 // before RoundTrip returns, so that its admission ends at once rather than
-// after an outer retry's backoff; the caller still gets the body intact. A p that
-// is not an Admitter (it contains a retry or a timeout) covers the exchange
-// up to the headers only; to cover bodies as well, stack two:
+// after an outer retry's backoff; the caller still gets the body intact.
+// That read takes at most 250 ms: a body that stalls is cut there, and the
+// caller reads what arrived, then [ErrBodyStalled]. A p that is not an
+// Admitter (it contains a retry or a timeout) covers the exchange up to
+// the headers only; to cover bodies as well, stack two:
 //
 //	Transport(retry, Transport(bulwark.Chain(breaker, bulkhead), base))
 //
