@@ -57,7 +57,7 @@ func FuzzServerPriority(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string, trusted bool) {
 		s := &server{o: newOptions([]Option{WithTrustPriority(func(context.Context) bool { return trusted })})}
 		ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{MetadataPriority: {v}})
-		got := s.priority(ctx)
+		got, _, _ := s.metadataTier(ctx)
 		want, err := bulwark.ParsePriority(v)
 		switch {
 		case err != nil:
