@@ -50,6 +50,21 @@ func WithCallInfo(ctx context.Context, info CallInfo) context.Context {
 	return &infoCtx{Context: ctx, info: info}
 }
 
+// CallContext is the context [WithCallInfo] returns, as a type an adapter
+// can allocate inside a larger per-request object, so that the request's
+// state and its context cost one allocation. Set it with [CallContext.Init]
+// and use its address as the context; the zero value is not a usable
+// context. Like any context, it must not be reused while anything may
+// still hold it.
+type CallContext struct {
+	infoCtx
+}
+
+// Init makes c a copy of parent carrying info.
+func (c *CallContext) Init(parent context.Context, info CallInfo) {
+	c.infoCtx = infoCtx{Context: parent, info: info}
+}
+
 // CallInfoFrom returns the CallInfo in ctx, or the zero CallInfo (Critical,
 // no key, first attempt). It allocates nothing.
 func CallInfoFrom(ctx context.Context) CallInfo {

@@ -41,3 +41,21 @@ func TestLookupPriority(t *testing.T) {
 		t.Errorf("LookupPriority allocs = %v, want 0", n)
 	}
 }
+
+func TestCallContext(t *testing.T) {
+	type key struct{}
+	parent := context.WithValue(context.Background(), key{}, "v")
+	var c bulwark.CallContext
+	c.Init(parent, bulwark.CallInfo{Priority: bulwark.Sheddable, Key: "k"})
+	if p, ok := bulwark.LookupPriority(&c); p != bulwark.Sheddable || !ok {
+		t.Errorf("LookupPriority = %v, %v, want sheddable, true", p, ok)
+	}
+	if bulwark.KeyFrom(&c) != "k" || c.Value(key{}) != "v" {
+		t.Error("CallContext lost its key or its parent's values")
+	}
+	// Later layers see through it, as through WithCallInfo's.
+	ctx := bulwark.WithAttempt(&c, 2)
+	if bulwark.PriorityFrom(ctx) != bulwark.Sheddable || bulwark.AttemptFrom(ctx) != 2 {
+		t.Error("WithAttempt over a CallContext lost its info")
+	}
+}

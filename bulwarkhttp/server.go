@@ -246,7 +246,7 @@ func (h *handler) put(s *serveState) {
 // request's context already holds. The context's tier, when an outer
 // layer set one, is the effective tier so far: the header may only lower
 // it.
-func (h *handler) callInfo(r *http.Request, s *serveState) (bulwark.CallInfo, bool) {
+func (h *handler) callInfo(r *http.Request) (bulwark.CallInfo, bool) {
 	info := bulwark.CallInfoFrom(r.Context())
 	had := info.HasPriority()
 	changed := false
@@ -278,11 +278,19 @@ func (h *handler) callInfo(r *http.Request, s *serveState) (bulwark.CallInfo, bo
 		}
 	}
 	if h.o.rateLimitHdrs {
-		s.quota = new(bulwark.QuotaRecorder)
-		info.Quota = s.quota
-		changed = true
+		changed = true // the recorder goes in: see ServeHTTP
 	}
 	return info, changed
+}
+
+// callRequest is what a request whose context changes needs, in one
+// allocation: the request with the new context, the context, and the
+// quota recorder of WithRateLimitHeaders. The context may outlive the
+// request (a handler may keep it), so it is never pooled.
+type callRequest struct {
+	r     http.Request
+	ctx   bulwark.CallContext
+	quota bulwark.QuotaRecorder
 }
 
 // headerTier is the tier a Bulwark-Priority value asks for under the trust
@@ -334,17 +342,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.get()
 	ctx := r.Context()
 	s.r = r
-	changed := false
-	if info, ok := h.callInfo(r, s); ok {
-		ctx = bulwark.WithCallInfo(ctx, info)
-		changed = true
-	}
-	if d, ok := drillFromHeader(r); ok && d != bulwark.DrillFrom(ctx) {
-		ctx = bulwark.WithDrill(ctx, d)
-		changed = true
-	}
-	if changed {
-		s.r = r.WithContext(ctx)
+	d, drill := drillFromHeader(r)
+	drill = drill && d != bulwark.DrillFrom(ctx)
+	if info, ok := h.callInfo(r); ok || drill {
+		x := new(callRequest)
+		if ok {
+			if h.o.rateLimitHdrs {
+				info.Quota, s.quota = &x.quota, &x.quota
+			}
+			x.ctx.Init(ctx, info)
+			ctx = &x.ctx
+		}
+		if drill {
+			ctx = bulwark.WithDrill(ctx, d)
+		}
+		// WithContext inlines: its copy stays on the stack, and the
+		// request lives in x.
+		x.r = *r.WithContext(ctx)
+		s.r = &x.r
 	}
 	s.rw.w = w
 	s.ww = s.rw.wrap(kind(w))
