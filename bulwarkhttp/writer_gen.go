@@ -15,7 +15,7 @@ const (
 	hasHijacker      = 1 << 1 // http.Hijacker
 	hasReaderFrom    = 1 << 2 // io.ReaderFrom
 	hasPusher        = 1 << 3 // http.Pusher
-	hasCloseNotifier = 1 << 4 // http.CloseNotifier
+	hasCloseNotifier = 1 << 4 // closeNotifier
 )
 
 // numWriterKinds is the number of generated writer types.
@@ -36,7 +36,7 @@ func kind(u http.ResponseWriter) int {
 	if _, ok := u.(http.Pusher); ok {
 		k |= hasPusher
 	}
-	if _, ok := u.(http.CloseNotifier); ok {
+	if _, ok := u.(closeNotifier); ok {
 		k |= hasCloseNotifier
 	}
 	return k
@@ -215,25 +215,25 @@ func (w rw15) Hijack() (net.Conn, *bufio.ReadWriter, error)     { return w.hijac
 func (w rw15) ReadFrom(src io.Reader) (int64, error)            { return w.readFrom(src) }
 func (w rw15) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 
-// rw16 adds http.CloseNotifier.
+// rw16 adds closeNotifier.
 type rw16 struct{ *writer }
 
 func (w rw16) CloseNotify() <-chan bool { return w.closeNotify() }
 
-// rw17 adds http.Flusher, http.CloseNotifier.
+// rw17 adds http.Flusher, closeNotifier.
 type rw17 struct{ *writer }
 
 func (w rw17) Flush()                   { w.flush() }
 func (w rw17) FlushError() error        { return w.flushError() }
 func (w rw17) CloseNotify() <-chan bool { return w.closeNotify() }
 
-// rw18 adds http.Hijacker, http.CloseNotifier.
+// rw18 adds http.Hijacker, closeNotifier.
 type rw18 struct{ *writer }
 
 func (w rw18) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
 func (w rw18) CloseNotify() <-chan bool                     { return w.closeNotify() }
 
-// rw19 adds http.Flusher, http.Hijacker, http.CloseNotifier.
+// rw19 adds http.Flusher, http.Hijacker, closeNotifier.
 type rw19 struct{ *writer }
 
 func (w rw19) Flush()                                       { w.flush() }
@@ -241,13 +241,13 @@ func (w rw19) FlushError() error                            { return w.flushErro
 func (w rw19) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
 func (w rw19) CloseNotify() <-chan bool                     { return w.closeNotify() }
 
-// rw20 adds io.ReaderFrom, http.CloseNotifier.
+// rw20 adds io.ReaderFrom, closeNotifier.
 type rw20 struct{ *writer }
 
 func (w rw20) ReadFrom(src io.Reader) (int64, error) { return w.readFrom(src) }
 func (w rw20) CloseNotify() <-chan bool              { return w.closeNotify() }
 
-// rw21 adds http.Flusher, io.ReaderFrom, http.CloseNotifier.
+// rw21 adds http.Flusher, io.ReaderFrom, closeNotifier.
 type rw21 struct{ *writer }
 
 func (w rw21) Flush()                                { w.flush() }
@@ -255,14 +255,14 @@ func (w rw21) FlushError() error                     { return w.flushError() }
 func (w rw21) ReadFrom(src io.Reader) (int64, error) { return w.readFrom(src) }
 func (w rw21) CloseNotify() <-chan bool              { return w.closeNotify() }
 
-// rw22 adds http.Hijacker, io.ReaderFrom, http.CloseNotifier.
+// rw22 adds http.Hijacker, io.ReaderFrom, closeNotifier.
 type rw22 struct{ *writer }
 
 func (w rw22) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
 func (w rw22) ReadFrom(src io.Reader) (int64, error)        { return w.readFrom(src) }
 func (w rw22) CloseNotify() <-chan bool                     { return w.closeNotify() }
 
-// rw23 adds http.Flusher, http.Hijacker, io.ReaderFrom, http.CloseNotifier.
+// rw23 adds http.Flusher, http.Hijacker, io.ReaderFrom, closeNotifier.
 type rw23 struct{ *writer }
 
 func (w rw23) Flush()                                       { w.flush() }
@@ -271,13 +271,13 @@ func (w rw23) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() 
 func (w rw23) ReadFrom(src io.Reader) (int64, error)        { return w.readFrom(src) }
 func (w rw23) CloseNotify() <-chan bool                     { return w.closeNotify() }
 
-// rw24 adds http.Pusher, http.CloseNotifier.
+// rw24 adds http.Pusher, closeNotifier.
 type rw24 struct{ *writer }
 
 func (w rw24) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 func (w rw24) CloseNotify() <-chan bool                         { return w.closeNotify() }
 
-// rw25 adds http.Flusher, http.Pusher, http.CloseNotifier.
+// rw25 adds http.Flusher, http.Pusher, closeNotifier.
 type rw25 struct{ *writer }
 
 func (w rw25) Flush()                                           { w.flush() }
@@ -285,14 +285,14 @@ func (w rw25) FlushError() error                                { return w.flush
 func (w rw25) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 func (w rw25) CloseNotify() <-chan bool                         { return w.closeNotify() }
 
-// rw26 adds http.Hijacker, http.Pusher, http.CloseNotifier.
+// rw26 adds http.Hijacker, http.Pusher, closeNotifier.
 type rw26 struct{ *writer }
 
 func (w rw26) Hijack() (net.Conn, *bufio.ReadWriter, error)     { return w.hijack() }
 func (w rw26) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 func (w rw26) CloseNotify() <-chan bool                         { return w.closeNotify() }
 
-// rw27 adds http.Flusher, http.Hijacker, http.Pusher, http.CloseNotifier.
+// rw27 adds http.Flusher, http.Hijacker, http.Pusher, closeNotifier.
 type rw27 struct{ *writer }
 
 func (w rw27) Flush()                                           { w.flush() }
@@ -301,14 +301,14 @@ func (w rw27) Hijack() (net.Conn, *bufio.ReadWriter, error)     { return w.hijac
 func (w rw27) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 func (w rw27) CloseNotify() <-chan bool                         { return w.closeNotify() }
 
-// rw28 adds io.ReaderFrom, http.Pusher, http.CloseNotifier.
+// rw28 adds io.ReaderFrom, http.Pusher, closeNotifier.
 type rw28 struct{ *writer }
 
 func (w rw28) ReadFrom(src io.Reader) (int64, error)            { return w.readFrom(src) }
 func (w rw28) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 func (w rw28) CloseNotify() <-chan bool                         { return w.closeNotify() }
 
-// rw29 adds http.Flusher, io.ReaderFrom, http.Pusher, http.CloseNotifier.
+// rw29 adds http.Flusher, io.ReaderFrom, http.Pusher, closeNotifier.
 type rw29 struct{ *writer }
 
 func (w rw29) Flush()                                           { w.flush() }
@@ -317,7 +317,7 @@ func (w rw29) ReadFrom(src io.Reader) (int64, error)            { return w.readF
 func (w rw29) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 func (w rw29) CloseNotify() <-chan bool                         { return w.closeNotify() }
 
-// rw30 adds http.Hijacker, io.ReaderFrom, http.Pusher, http.CloseNotifier.
+// rw30 adds http.Hijacker, io.ReaderFrom, http.Pusher, closeNotifier.
 type rw30 struct{ *writer }
 
 func (w rw30) Hijack() (net.Conn, *bufio.ReadWriter, error)     { return w.hijack() }
@@ -325,7 +325,7 @@ func (w rw30) ReadFrom(src io.Reader) (int64, error)            { return w.readF
 func (w rw30) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }
 func (w rw30) CloseNotify() <-chan bool                         { return w.closeNotify() }
 
-// rw31 adds http.Flusher, http.Hijacker, io.ReaderFrom, http.Pusher, http.CloseNotifier.
+// rw31 adds http.Flusher, http.Hijacker, io.ReaderFrom, http.Pusher, closeNotifier.
 type rw31 struct{ *writer }
 
 func (w rw31) Flush()                                           { w.flush() }

@@ -59,10 +59,8 @@ func TestWriterKeepsEveryOptionalInterface(t *testing.T) {
 			func(w http.ResponseWriter) { _, _ = w.(io.ReaderFrom).ReadFrom(strings.NewReader("x")) }},
 		{hasPusher, "Push", func(w http.ResponseWriter) bool { _, ok := w.(http.Pusher); return ok },
 			func(w http.ResponseWriter) { _ = w.(http.Pusher).Push("/a", nil) }},
-		{hasCloseNotifier, "CloseNotify", func(w http.ResponseWriter) bool {
-			_, ok := w.(http.CloseNotifier) //nolint:staticcheck // tested for fidelity
-			return ok
-		}, func(w http.ResponseWriter) { _ = w.(http.CloseNotifier).CloseNotify() }}, //nolint:staticcheck
+		{hasCloseNotifier, "CloseNotify", func(w http.ResponseWriter) bool { _, ok := w.(closeNotifier); return ok },
+			func(w http.ResponseWriter) { _ = w.(closeNotifier).CloseNotify() }},
 	}
 	for k := range numWriterKinds {
 		under := newFakeWriter(k)

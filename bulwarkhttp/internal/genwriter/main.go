@@ -1,7 +1,7 @@
 // Command genwriter writes bulwarkhttp's writer_gen.go: one response writer
 // type per combination of the optional interfaces of the writer it wraps
-// (http.Flusher, http.Hijacker, io.ReaderFrom, http.Pusher,
-// http.CloseNotifier), so that the middleware's writer has exactly the
+// (http.Flusher, http.Hijacker, io.ReaderFrom, http.Pusher, and
+// http.CloseNotifier's method as closeNotifier), so that the middleware's writer has exactly the
 // optional interfaces of the underlying one, as httpsnoop's generated
 // types do; and writer_gen_test.go, the underlying writers of the test
 // table over every combination.
@@ -37,7 +37,7 @@ var features = []feature{
 	{"http.Pusher", "Pusher",
 		"func (w %[1]s) Push(target string, opts *http.PushOptions) error { return w.push(target, opts) }\n",
 		"func (w *%[1]s) Push(target string, opts *http.PushOptions) error { w.log(\"Push\"); return nil }\n"},
-	{"http.CloseNotifier", "CloseNotifier",
+	{"closeNotifier", "CloseNotifier",
 		"func (w %[1]s) CloseNotify() <-chan bool { return w.closeNotify() }\n",
 		"func (w *%[1]s) CloseNotify() <-chan bool { w.log(\"CloseNotify\"); return nil }\n"},
 }
