@@ -71,7 +71,7 @@ func (d *Drill) Actions() []bulwark.Action {
 				Help: "in [0, 1]"},
 			{Name: "error", Label: "Error", Kind: bulwark.ParamChoice, Default: choiceNone,
 				Choices: []string{choiceNone, choiceRemoteUnavailable, choiceTimeout},
-				Help: "remote-unavailable looks like a downstream 503 / UNAVAILABLE"},
+				Help:    "remote-unavailable looks like a downstream 503 / UNAVAILABLE"},
 			{Name: "error-probability", Label: "Error probability", Kind: bulwark.ParamFloat, Default: "1",
 				Help: "in [0, 1]"},
 			{Name: "refusal-probability", Label: "Refusal probability", Kind: bulwark.ParamFloat, Default: "0",

@@ -53,4 +53,3 @@ func newMeters(mp metric.MeterProvider, d *Drill) {
 		d.m.injected.Observe(o, injected)
 	}, armedG, injected)
 }
-
