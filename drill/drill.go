@@ -216,9 +216,14 @@ func nop(error) {}
 // inject applies the current arming to one call; it returns the error the
 // call must end with, or nil to run fn.
 func (d *Drill) inject(ctx context.Context) error {
+	// Scope first: a call out of scope is never injected, whatever the
+	// expiry, so it need not read the clock.
+	if a := d.cur.Load(); a == nil || !a.matches(ctx, d.name) {
+		return nil
+	}
 	now := time.Now()
 	a := d.live(now)
-	if a == nil || !a.matches(ctx, d.name) {
+	if a == nil || !a.matches(ctx, d.name) { // expired, or re-armed meanwhile
 		return nil
 	}
 	s := &a.spec

@@ -3,6 +3,7 @@ package drill
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/bulwark-go/bulwark"
 )
@@ -49,8 +50,12 @@ type InjectedError struct {
 }
 
 func newInjected(drill, fault string, err error) *InjectedError {
-	return &InjectedError{Drill: drill, Fault: fault, Err: err,
-		msg: "drill " + drill + ": injected " + fault + ": " + err.Error()}
+	msg := "drill " + drill + ": injected " + fault + ": " + err.Error()
+	if err == ErrRefused || err == ErrRemoteUnavailable || err == ErrTimeout {
+		// Their text already says what was injected.
+		msg = "drill " + drill + ": " + strings.TrimPrefix(err.Error(), "drill: ")
+	}
+	return &InjectedError{Drill: drill, Fault: fault, Err: err, msg: msg}
 }
 
 // Error names the drill and the fault, then the injected error.
