@@ -8,10 +8,12 @@
 // nothing until it is armed: [Drill.Arm] takes a [Spec] (what to inject,
 // with what probability, into which calls) and an expiry; [Drill.Disarm]
 // ends it at once, calls waiting in an injected latency included. Put a
-// Drill where the fault should appear: server side in front of the handler
-// (bulwarkhttp.Middleware(bulwark.Chain(drill, …))) to rehearse a slow or
-// failing service, or client side inside the retry and breaker to rehearse
-// a failing downstream.
+// Drill where the fault should appear: server side just in front of the
+// handler (bulwarkhttp.Middleware(bulwark.Chain(limiter, compartment,
+// drill)), so injected latency holds a slot as a slow handler would) to
+// rehearse a slow or failing service, or client side inside the retry and
+// breaker (bulwark.Chain(retrier, breaker, drill)) to rehearse a failing
+// downstream.
 //
 // Faults, combinable, each with its own probability:
 //

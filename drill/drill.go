@@ -108,6 +108,8 @@ func (d *Drill) arm(spec Spec, expiry time.Duration, source, reason string) erro
 		close(old.stop)
 		if now.Before(old.until) {
 			from = "armed"
+		} else { // it had expired unnoticed: say so first
+			d.recordLocked(old.until, "armed", "disarmed", "automatic", "expired")
 		}
 	}
 	d.recordLocked(now, from, "armed", source, describe(reason, spec, expiry))

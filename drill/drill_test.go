@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulwarktest"
@@ -625,4 +627,44 @@ func TestConcurrentArming(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+func TestDroppedDrillIsCollected(t *testing.T) {
+	reader := metrictest.New(t)
+	d := drill.New("dropped", drill.WithMeterProvider(reader.Provider))
+	mustArm(t, d, refuseAll, 0)
+	_ = d.Do(context.Background(), func(context.Context) error { return nil })
+	if got := reader.Int64Total("bulwark.drill.injected", "bulwark.policy.name", "dropped"); got != 1 {
+		t.Fatalf("injected = %d before the drill is dropped, want 1", got)
+	}
+	wd := weak.Make(d)
+	d = nil
+	_ = d
+	for i := 0; i < 5 && wd.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if wd.Value() != nil {
+		t.Fatal("a dropped Drill is kept alive by its metric callback")
+	}
+	reported := func() bool { return len(reader.Int64("bulwark.drill.armed")) > 0 }
+	for i := 0; i < 100 && reported(); i++ { // cleanups run on their own goroutine
+		runtime.Gosched()
+		runtime.GC()
+	}
+	if reported() {
+		t.Error("bulwark.drill.armed still reported after the Drill was collected")
+	}
+}
+
+func TestRearmAfterUnnoticedExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := drill.New("d")
+		mustArm(t, d, refuseAll, time.Minute)
+		time.Sleep(2 * time.Minute)
+		mustArm(t, d, refuseAll, time.Minute)
+		ev := d.Snapshot().Events
+		if len(ev) != 3 || ev[1].Reason != "expired" || ev[2].From != "disarmed" || ev[2].To != "armed" {
+			t.Errorf("events = %+v, want armed, expired, armed from disarmed", ev)
+		}
+	})
 }

@@ -63,8 +63,9 @@ func WithMaxAttempts(n int) Option {
 	return optionFunc(func(o *options) { o.maxAttempts = n })
 }
 
-// WithInitialDelay sets the backoff interval before the second attempt. It
-// panics if d <= 0. Default: 100 ms.
+// WithInitialDelay sets the backoff interval before the second attempt;
+// one above [WithMaxDelay] is capped by it. It panics if d <= 0;
+// math.MaxInt64 is valid. Default: 100 ms.
 func WithInitialDelay(d time.Duration) Option {
 	if d <= 0 {
 		panic("retry: WithInitialDelay: d must be > 0, got " + d.String())
