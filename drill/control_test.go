@@ -216,3 +216,49 @@ func TestAdminArmRequiresToken(t *testing.T) {
 		t.Errorf("page = %+v, want the armed drill with its reason and actions", page.Policies)
 	}
 }
+
+// FuzzControlArm: whatever an operator types, Control either arms a drill
+// whose spec is sound or refuses with ErrInvalidControl; it never panics.
+func FuzzControlArm(f *testing.F) {
+	f.Add("100ms", "1s", "0.5", "remote-unavailable", "1", "0.1", "sheddable,critical", "acme", "true", "5m")
+	f.Add("", "", "", "none", "", "1", "", "", "", "")
+	f.Add("-1s", "NaN", "Inf", "timeout", "-0", "1e309", "CRITICAL_PLUS", ",", "1", "9223372036854775807ns")
+	f.Fuzz(func(t *testing.T, lat, latMax, latP, errKind, errP, refP, tiers, keys, marked, expiry string) {
+		d := drill.New("fz")
+		err := d.Control(context.Background(), "arm", map[string]string{
+			"latency": lat, "latency-max": latMax, "latency-probability": latP, "error": errKind,
+			"error-probability": errP, "refusal-probability": refP, "tiers": tiers, "keys": keys,
+			"marked": marked, "expiry": expiry,
+		}, "fuzz")
+		spec, until, ok := d.Armed()
+		if err != nil {
+			if !errors.Is(err, bulwark.ErrInvalidControl) {
+				t.Fatalf("Control() = %v, want ErrInvalidControl", err)
+			}
+			if ok {
+				t.Fatal("a refused control armed the drill")
+			}
+			return
+		}
+		if !ok {
+			t.Fatal("Control() = nil but the drill is not armed")
+		}
+		for _, p := range []float64{spec.Latency.Probability, spec.Error.Probability, spec.Refusal.Probability} {
+			if !(p >= 0 && p <= 1) {
+				t.Fatalf("armed with probability %v", p)
+			}
+		}
+		if spec.Latency.Probability > 0 && (spec.Latency.Min < 0 || (spec.Latency.Max != 0 && spec.Latency.Max < spec.Latency.Min)) {
+			t.Fatalf("armed with latency %+v", spec.Latency)
+		}
+		if left := time.Until(until); left > time.Hour || left <= 0 {
+			t.Fatalf("armed for %v, want within the 1h maximum", left)
+		}
+		if spec.Latency.Probability == 0 { // a real latency would slow the fuzzing down
+			err := d.Do(bulwark.WithKey(context.Background(), keys), func(context.Context) error { return nil })
+			if err != nil && !drill.IsInjected(err) {
+				t.Fatalf("Do() = %v, want nil or an injected error", err)
+			}
+		}
+	})
+}

@@ -41,6 +41,11 @@
 //
 // [WithOnRetry] sees each retry before its delay, for logging.
 //
+// Every option checks its value when it is made and panics, naming itself,
+// on one that means nothing (NaN, +Inf, a negative or zero duration or
+// count where a positive one is needed); math.MaxInt64 durations are valid
+// "no cap" values.
+//
 // In a client chain put the Retrier outermost and a per-attempt timeout
 // innermost: Chain(retrier, breaker, bulkhead, bulwark.Timeout(d)), or use
 // [WithPerAttemptTimeout].
