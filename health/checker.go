@@ -205,6 +205,7 @@ type Checker struct {
 	byName   map[string]*check
 	watchers []*watcher
 	onDrain  []func()
+	onStop   []func()
 	closed   bool
 	wg       sync.WaitGroup // background loops
 
@@ -448,6 +449,20 @@ func (c *Checker) OnDrain(f func()) {
 	}
 	c.mu.Unlock()
 	f()
+}
+
+// OnShutdown registers f to be called by [Checker.Drain] when its delay
+// has passed, just before it stops the servers. Functions run in
+// registration order, once per Drain. The gRPC bridge ends its open health
+// Watch streams there: a stream never ends by itself, and one left open
+// would hold grpc.Server.GracefulStop until the drain timeout forced it.
+func (c *Checker) OnShutdown(f func()) {
+	if f == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onStop = append(c.onStop, f)
 }
 
 // StartDrain makes readiness fail from now on, calls the [Checker.OnDrain]

@@ -60,13 +60,15 @@ func (g gracefulStopper) Close() error {
 // Drain is the shutdown sequence of a service behind a load balancer:
 //
 //  1. readiness fails at once ([Checker.StartDrain]: HTTP /readyz answers
-//     503, every gRPC health service but "livez" NOT_SERVING), while
-//     liveness keeps passing and the servers keep serving;
+//     503, the gRPC bridge's readiness services — "", "readyz" and the
+//     groups — NOT_SERVING), while liveness keeps passing and the servers
+//     keep serving;
 //  2. wait the drain delay ([WithDrainDelay], 5 s) so that load balancers
 //     see it and stop sending new work;
-//  3. stop the servers, all at once: each stops accepting and finishes its
-//     in-flight work (http.Server.Shutdown, grpc.Server.GracefulStop)
-//     within the drain timeout ([WithDrainTimeout], 20 s);
+//  3. call the [Checker.OnShutdown] functions, then stop the servers, all
+//     at once: each stops accepting and finishes its in-flight work
+//     (http.Server.Shutdown, grpc.Server.GracefulStop) within the drain
+//     timeout ([WithDrainTimeout], 20 s);
 //  4. force the servers that are still busy then closed (Close, Stop).
 //
 // It returns when every server stopped. graceful reports that none had to
@@ -88,6 +90,12 @@ func (c *Checker) Drain(ctx context.Context, servers ...Server) (graceful bool, 
 		case <-ctx.Done():
 			t.Stop()
 		}
+	}
+	c.mu.Lock()
+	hooks := c.onStop
+	c.mu.Unlock()
+	for _, f := range hooks {
+		f()
 	}
 	sctx, cancel := context.WithTimeout(ctx, c.opts.drainTimeout)
 	defer cancel()

@@ -62,6 +62,14 @@ func TestDrainSequence(t *testing.T) {
 		c.Register("db", pass)
 		quick := &fakeServer{busy: 3 * time.Second}
 		start := time.Now()
+		var hookAt []time.Duration
+		c.OnShutdown(nil)
+		c.OnShutdown(func() {
+			if shut, _ := quick.times(); !shut.IsZero() {
+				t.Error("OnShutdown ran after Shutdown")
+			}
+			hookAt = append(hookAt, time.Since(start))
+		})
 		var graceful bool
 		var err error
 		done := make(chan struct{})
@@ -95,6 +103,9 @@ func TestDrainSequence(t *testing.T) {
 		}
 		if !closed.IsZero() || !graceful || err != nil {
 			t.Errorf("Drain = %v, %v, closed %v; want graceful, nil, not forced", graceful, err, closed)
+		}
+		if len(hookAt) != 1 || hookAt[0] != health.DefaultDrainDelay {
+			t.Errorf("OnShutdown ran at %v, want once at the end of the delay", hookAt)
 		}
 		if got := time.Since(start); got != 8*time.Second {
 			t.Errorf("Drain took %v, want 5 s delay + 3 s of work", got)
