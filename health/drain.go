@@ -17,8 +17,10 @@ type Server interface {
 
 // GracefulStopper adapts a server with GracefulStop and Stop — a
 // *grpc.Server — to [Server]: Shutdown runs GracefulStop and, when ctx
-// ends first, Stop, which cuts the remaining calls and streams short and
-// makes GracefulStop return; it returns ctx's error then. Close is Stop.
+// ends first, Stop, which closes every connection and cancels the calls
+// still running; it returns ctx's error then, without waiting for those
+// calls' handlers to return (as http.Server.Close does not): a goroutine
+// left in GracefulStop waits for them. Close is Stop.
 func GracefulStopper(s interface {
 	GracefulStop()
 	Stop()
@@ -47,7 +49,6 @@ func (g gracefulStopper) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		g.s.Stop()
-		<-done
 		return ctx.Err()
 	}
 }
