@@ -28,7 +28,7 @@ import (
 const (
 	hServing    = healthpb.HealthCheckResponse_SERVING
 	hNotServing = healthpb.HealthCheckResponse_NOT_SERVING
-	hUnknown = healthpb.HealthCheckResponse_SERVICE_UNKNOWN
+	hUnknown    = healthpb.HealthCheckResponse_SERVICE_UNKNOWN
 )
 
 // healthToggle is a check whose result the test sets.
