@@ -476,7 +476,8 @@ func TestWithInterval(t *testing.T) {
 func TestWithContextStopsLoops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		c := health.New(health.WithContext(ctx), health.WithContext(nil))
+		var nilCtx context.Context // ignored
+		c := health.New(health.WithContext(ctx), health.WithContext(nilCtx))
 		defer c.Close()
 		fn, n := counted(nil)
 		c.Register("bg", fn, health.WithInterval(time.Second))
