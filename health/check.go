@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/telemetry"
 )
 
@@ -133,22 +134,42 @@ func (c *Checker) timeout(ch *check, r *run) Result {
 	}
 	r.timedOut = true
 	r.res = ch.result(fmt.Errorf("%w after %v", ErrTimeout, ch.timeout), r.deadline, ch.timeout)
-	changed := ch.record(r.res)
+	prev, changed := ch.record(r.res)
 	res := r.res
 	ch.mu.Unlock()
 	c.m.recordDuration(ch, ch.timeout)
 	if changed {
-		c.kick()
+		c.changed(prev, res)
 	}
 	return res
 }
 
 // record stores res as the last result and reports whether the status
-// changed. ch.mu is held.
-func (ch *check) record(res Result) (changed bool) {
+// changed, and from what (a zero Result when the check never ran). ch.mu
+// is held.
+func (ch *check) record(res Result) (prev Result, changed bool) {
+	if ch.has {
+		prev = ch.last
+	}
 	changed = !ch.has || ch.last.Status != res.Status
 	ch.last, ch.has = res, true
-	return changed
+	return prev, changed
+}
+
+// changed logs a change of a check's status (a first result only when it
+// is not a pass) and wakes the watchers.
+func (c *Checker) changed(prev, res Result) {
+	if !prev.Time.IsZero() || res.Status != StatusPass {
+		e := bulwark.Event{Time: res.Time, To: res.Status.String(), Source: "automatic", Reason: res.Name}
+		if !prev.Time.IsZero() {
+			e.From = prev.Status.String()
+		}
+		if res.Err != nil {
+			e.Reason += ": " + res.Err.Error()
+		}
+		c.events.Add(e)
+	}
+	c.kick()
 }
 
 // errGoexit is what a run that called runtime.Goexit ends with.
@@ -185,6 +206,7 @@ func (c *Checker) finish(ch *check, r *run, err error, obs *observed, stopped bo
 	d := end.Sub(r.started)
 	ch.mu.Lock()
 	r.finished = true
+	var prev Result
 	changed, timedOut := false, r.timedOut
 	if !timedOut {
 		if !end.Before(r.deadline) {
@@ -197,7 +219,7 @@ func (c *Checker) finish(ch *check, r *run, err error, obs *observed, stopped bo
 			obs.mu.Unlock()
 		}
 		if !stopped {
-			changed = ch.record(r.res)
+			prev, changed = ch.record(r.res)
 		}
 	}
 	ch.run = nil
@@ -207,7 +229,7 @@ func (c *Checker) finish(ch *check, r *run, err error, obs *observed, stopped bo
 		c.m.recordDuration(ch, d)
 	}
 	if changed {
-		c.kick()
+		c.changed(prev, r.res)
 	}
 }
 

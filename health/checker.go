@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bulwark-go/bulwark"
 )
 
 // Kind is the probe a check answers for; checks may answer for several
@@ -211,6 +213,7 @@ type Checker struct {
 
 	draining atomic.Bool
 	started  atomic.Bool // the startup latch
+	events   bulwark.EventLog
 }
 
 // New returns a Checker with no checks: every probe passes until checks are
@@ -476,6 +479,7 @@ func (c *Checker) StartDrain() {
 		return
 	}
 	c.draining.Store(true)
+	c.events.Add(bulwark.Event{Time: time.Now(), From: "serving", To: "draining", Source: "automatic", Reason: "drain started"})
 	hooks := c.onDrain
 	c.onDrain = nil
 	c.mu.Unlock()
@@ -504,4 +508,42 @@ type observed struct {
 	mu    sync.Mutex
 	value any
 	unit  string
+}
+
+// Snapshot implements bulwark.Snapshotter for the admin page, from the
+// checks' last results (it runs none): State "ready", "not ready" or
+// "draining"; Health "ok", "warn" or "fail" after the worst readiness
+// result (draining is "fail"); one Figure per check that ran (1 pass,
+// 0.5 warn, 0 fail); Events are the recent status changes of the checks
+// and the start of a drain. Register it with reg.RegisterAs("health", c).
+func (c *Checker) Snapshot() bulwark.Snapshot {
+	s := bulwark.Snapshot{Name: "health", Kind: "health"}
+	worst := StatusPass
+	for _, ch := range c.all() {
+		ch.mu.Lock()
+		has, st := ch.has, ch.last.Status
+		ch.mu.Unlock()
+		if !has {
+			continue
+		}
+		if ch.kinds&Readiness != 0 {
+			worst = max(worst, st)
+		}
+		s.Figures = append(s.Figures, bulwark.Figure{Name: ch.name, Value: statusValue(st), Unit: "1"})
+	}
+	switch {
+	case c.draining.Load():
+		s.State, s.Health = "draining", "fail"
+	case worst == StatusFail:
+		s.State, s.Health = "not ready", "fail"
+	case worst == StatusWarn:
+		s.State, s.Health = "ready", "warn"
+	default:
+		s.State, s.Health = "ready", "ok"
+	}
+	s.Events = c.events.Events()
+	if last, ok := c.events.Last(); ok {
+		s.Changed, s.Source, s.Reason = last.Time, last.Source, last.Reason
+	}
+	return s
 }
