@@ -115,12 +115,7 @@ func (c *Checker) wait(ctx context.Context, ch *check, r *run) Result {
 	case <-t.C:
 		return c.timeout(ch, r)
 	case <-ctx.Done():
-		res := ch.result(fmt.Errorf("%w: %w", ErrNotRun, context.Cause(ctx)), time.Now(), 0)
-		res.Status = StatusFail
-		if !ch.critical {
-			res.Status = StatusWarn
-		}
-		return res
+		return ch.result(fmt.Errorf("%w: %w", ErrNotRun, context.Cause(ctx)), time.Now(), 0)
 	}
 }
 

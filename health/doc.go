@@ -35,6 +35,10 @@
 //
 // [PingCheck] makes a check of anything with a Ping (database/sql, Redis).
 //
+// A Checker is a bulwark.Snapshotter: registered with the admin page's
+// Registry (reg.RegisterAs("health", c)) it shows each check's last result
+// and the recent changes, without running any check.
+//
 // # Drain
 //
 // [Checker.Drain] is the shutdown sequence: readiness fails at once while
