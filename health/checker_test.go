@@ -591,3 +591,23 @@ func TestRegisterWhileProbing(t *testing.T) {
 		t.Errorf("Check = %v with %d results, want pass with 160", rep.Status, len(rep.Checks))
 	}
 }
+
+// TestCheckProbingItself: a check that probes its own Checker waits for
+// its own run, which ends at its timeout: no deadlock, a failure.
+func TestCheckProbingItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := health.New()
+		defer c.Close()
+		c.Register("self", func(ctx context.Context) error {
+			if rep := c.Check(ctx, health.Readiness); rep.Status != health.StatusPass {
+				return rep.Checks[0].Err
+			}
+			return nil
+		})
+		start := time.Now()
+		rep := c.Check(context.Background(), health.Readiness)
+		if rep.Status != health.StatusFail || !errors.Is(rep.Checks[0].Err, health.ErrTimeout) || time.Since(start) != health.DefaultTimeout {
+			t.Errorf("self-probing check = %v %v after %v, want fail, ErrTimeout after 1 s", rep.Status, rep.Checks[0].Err, time.Since(start))
+		}
+	})
+}
