@@ -14,7 +14,7 @@ const module = "github.com/bulwark-go/bulwark"
 
 // policyPackages are the packages named after a policy: they import neither
 // net/http nor gRPC, directly or through another package of this module.
-var policyPackages = []string{"breaker", "bulkhead", "ratelimit", "retry", "idempotency", "degrade", "drill", "health"}
+var policyPackages = []string{"breaker", "bulkhead", "ratelimit", "retry", "idempotency", "degrade", "drill", "health", "failover"}
 
 // transportEngines are the packages of policyPackages the transports may
 // import: the engines whose faces they are (DESIGN.md). They are still held
