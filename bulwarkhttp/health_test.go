@@ -361,6 +361,7 @@ func TestHealthDrainLoopback(t *testing.T) {
 
 	var lbOut atomic.Bool // the "load balancer" saw readiness fail
 	type outcome struct {
+		sent time.Time
 		code int
 		err  error
 	}
@@ -369,8 +370,9 @@ func TestHealthDrainLoopback(t *testing.T) {
 		outcomes []outcome
 	)
 	get := func(url string) {
+		sent := time.Now()
 		resp, err := client.Get(url)
-		o := outcome{err: err}
+		o := outcome{sent: sent, err: err}
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -394,17 +396,18 @@ func TestHealthDrainLoopback(t *testing.T) {
 	}
 	// The prober: fresh connections, like a kubelet.
 	type sample struct {
-		at     time.Time
-		code   int
-		refuse bool
+		sent, at time.Time
+		code     int
+		refuse   bool
 	}
 	var samples []sample
 	probeDone := make(chan struct{})
 	go func() {
 		defer close(probeDone)
 		for i := 0; i < 1000 && time.Now().Before(deadline); i++ {
+			sent := time.Now()
 			resp, err := probe.Get(base + "/readyz")
-			s := sample{at: time.Now(), refuse: err != nil}
+			s := sample{sent: sent, at: time.Now(), refuse: err != nil}
 			if err == nil {
 				s.code = resp.StatusCode
 				resp.Body.Close()
@@ -438,8 +441,11 @@ func TestHealthDrainLoopback(t *testing.T) {
 		t.Errorf("only %d requests under load", len(outcomes))
 	}
 	for _, o := range outcomes {
-		if o.err != nil || o.code != 200 {
-			t.Errorf("a request sent before the balancer saw readiness fail: %d %v; want 200", o.code, o.err)
+		// The workers stop within milliseconds of the flip; one sent late
+		// by a stalled machine, when the listener may be closing, proves
+		// nothing either way.
+		if (o.err != nil || o.code != 200) && o.sent.Before(drainStart.Add(delay/2)) {
+			t.Errorf("a request sent %v into the drain: %d %v; want 200", o.sent.Sub(drainStart), o.code, o.err)
 		}
 	}
 	var sawFail bool
@@ -455,8 +461,8 @@ func TestHealthDrainLoopback(t *testing.T) {
 			}
 		case s.code == 503:
 			sawFail = true
-		case s.at.Sub(drainStart) > time.Millisecond: // a probe in flight at the flip may pass
-			t.Errorf("readyz %v into the drain = %d, want 503", s.at.Sub(drainStart), s.code)
+		case s.sent.After(drainStart): // a probe in flight at the flip may pass
+			t.Errorf("readyz sent %v into the drain = %d, want 503", s.sent.Sub(drainStart), s.code)
 		}
 	}
 	if !sawFail {
