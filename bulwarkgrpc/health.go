@@ -86,9 +86,12 @@ func servingStatus(s health.Status) healthpb.HealthCheckResponse_ServingStatus {
 // update probes the Checker and publishes the statuses; it runs on the
 // Checker's watch loop.
 func (b *healthBridge) update(ctx context.Context) {
-	live := b.c.Check(ctx, health.Liveness)
-	ready := b.c.Check(ctx, health.Readiness)
-	start := b.c.Check(ctx, health.Startup)
+	var live, ready, start health.Report
+	var wg sync.WaitGroup // the three at once: a slow readiness check does not delay liveness
+	wg.Go(func() { live = b.c.Check(ctx, health.Liveness) })
+	wg.Go(func() { start = b.c.Check(ctx, health.Startup) })
+	ready = b.c.Check(ctx, health.Readiness)
+	wg.Wait()
 	groups := map[string]health.Status{}
 	for _, r := range ready.Checks {
 		for _, g := range r.Groups {
