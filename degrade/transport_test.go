@@ -21,19 +21,11 @@ import (
 	"github.com/bulwark-go/bulwark/internal/policytest"
 )
 
-// adaptersSendDegraded says whether the server adapters send the
-// Bulwark-Degraded header / bulwark-degraded metadata from
-// bulwark.Degraded(err).
-const adaptersSendDegraded = false
-
-// checkDegradedMarker asserts the degraded marker of a refused call.
+// checkDegradedMarker asserts the degraded marker of a refused call: the
+// server adapters send bulwark.Degraded(err) as the Bulwark-Degraded header
+// / bulwark-degraded metadata.
 func checkDegradedMarker(t *testing.T, got []string, want string) {
 	t.Helper()
-	if !adaptersSendDegraded {
-		// PENDING (lead): enable once bulwarkhttp / bulwarkgrpc send the
-		// marker; the refusal already carries it (bulwark.Degraded).
-		return
-	}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("degraded marker = %q, want [%q]", got, want)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
@@ -14,6 +15,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/degrade"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
@@ -71,11 +73,34 @@ var protections = []protection{
 		return h, func() {}
 	}},
 	{"bulwark: tiered limiter + bulkhead", func(h http.Handler, workers int, work time.Duration, capacity float64) (http.Handler, func()) {
-		lim := ratelimit.New("edge", rate.Limit(0.95*capacity), workers*2)
-		pool := bulkhead.New("workers", workers, bulkhead.WithMaxQueue(workers*2), bulkhead.WithMaxWait(2*work))
+		// The limiter admits at the capacity, lower tiers first to go
+		// (each tier leaves a reserve of the burst to the tiers above:
+		// Critical 40 %, SheddablePlus 60 %, Sheddable 80 %); the
+		// compartment's priority queue absorbs the arrivals' jitter.
+		lim := ratelimit.New("edge", rate.Limit(capacity), workers*4,
+			ratelimit.WithReserve(bulwark.Critical, 0.4), ratelimit.WithReserve(bulwark.SheddablePlus, 0.6),
+			ratelimit.WithReserve(bulwark.Sheddable, 0.8))
+		pool := bulkhead.New("workers", workers, bulkhead.WithMaxQueue(workers*4), bulkhead.WithMaxWait(3*work))
 		mw := bulwarkhttp.Middleware(bulwark.Chain(lim, pool),
 			bulwarkhttp.WithTrustPriority(func(*http.Request) bool { return true }))
 		return mw(h), func() {}
+	}},
+	{"bulwark: shedder on a trigger + bulkhead", func(h http.Handler, workers int, work time.Duration, _ float64) (http.Handler, func()) {
+		// Shed levels follow the load at the edge (requests inside, as a
+		// multiple of the workers): Sheddable goes at 1×, SheddablePlus at
+		// 1.5×, Critical at 2×; CriticalPlus is never shed by a level.
+		var inside atomic.Int64
+		load := func() float64 { return float64(inside.Load()) / float64(workers) }
+		shed := degrade.NewShedder("edge", degrade.WithTrigger(degrade.LevelsAbove(load, []float64{1, 1.5, 2},
+			degrade.WithInterval(5*time.Millisecond), degrade.WithHold(50*time.Millisecond))))
+		pool := bulkhead.New("workers", workers, bulkhead.WithMaxQueue(workers*4), bulkhead.WithMaxWait(3*work))
+		mw := bulwarkhttp.Middleware(bulwark.Chain(shed, pool),
+			bulwarkhttp.WithTrustPriority(func(*http.Request) bool { return true }))(h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inside.Add(1)
+			defer inside.Add(-1)
+			mw.ServeHTTP(w, r)
+		}), func() {}
 	}},
 	{"failsafe-go: adaptive limiter", func(h http.Handler, workers int, work time.Duration, _ float64) (http.Handler, func()) {
 		al := adaptivelimiter.NewBuilder[*http.Response]().
