@@ -113,7 +113,7 @@ func (c *checkoutServer) CreateCharge(ctx context.Context, req *checkoutpb.Creat
 func (c *checkoutServer) ListCatalog(ctx context.Context, _ *checkoutpb.ListCatalogRequest) (*checkoutpb.Catalog, error) {
 	items, recs, degraded := c.s.catalogAnswer()
 	if degraded {
-		if err := markDegradedGRPC(ctx, "recommendations"); err != nil {
+		if err := bulwarkgrpc.MarkDegraded(ctx, "recommendations"); err != nil {
 			return nil, err
 		}
 	}

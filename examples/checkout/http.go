@@ -86,7 +86,7 @@ type catalogBody struct {
 func (s *service) serveCatalog(w http.ResponseWriter, r *http.Request) {
 	items, recs, degraded := s.catalogAnswer()
 	if degraded {
-		markDegraded(w, "recommendations")
+		bulwarkhttp.MarkDegraded(w, "recommendations")
 	}
 	writeJSON(w, http.StatusOK, catalogBody{Items: items, Recommendations: recs})
 }

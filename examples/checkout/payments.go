@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/bulkhead"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
+	"github.com/bulwark-go/bulwark/drill"
 	"github.com/bulwark-go/bulwark/failover"
 	"github.com/bulwark-go/bulwark/retry"
 )
@@ -94,6 +95,7 @@ func startProvider(p *provider, addr string) (string, *http.Server, error) {
 //	retry (3 attempts, with a budget) → failover (primary, standby; a
 //	breaker each) → bulkhead → per-attempt timeout → the network
 //
+// A drill (armed on the admin page) can inject faults into each attempt.
 // Retry sits outside failover so that one retry can land on the other
 // endpoint, and its budget caps the extra load retries add to a provider
 // in trouble; the breakers are per endpoint, so the primary's failures move
@@ -107,6 +109,7 @@ type paymentClient struct {
 	set    *failover.Set
 	budget *retry.Budget
 	bulk   *bulkhead.Bulkhead
+	drill  *drill.Drill
 }
 
 // newPaymentClient returns a client of the providers at primary and
@@ -118,8 +121,11 @@ func newPaymentClient(primary, standby string, cfg config, breakerOpts ...breake
 	}, breakerOpts...)
 	set := failover.New("payments", []string{primary, standby},
 		failover.WithBreakerOptions(bopts...),
-		failover.WithMinDwell(cfg.breakDuration))
-	bulk := bulkhead.New("payments", cfg.concurrency,
+		failover.WithMinDwell(cfg.breakDuration),
+		// A failed attempt moves to the other endpoint at once, before
+		// the primary's breaker has seen enough failures to open.
+		failover.WithRetryOnNext())
+	bulk := bulkhead.New("payments-bulkhead", cfg.concurrency,
 		bulkhead.WithMaxQueue(cfg.concurrency), bulkhead.WithMaxWait(time.Second))
 	budget := retry.NewBudget()
 	retrier := retry.New(
@@ -130,9 +136,13 @@ func newPaymentClient(primary, standby string, cfg config, breakerOpts ...breake
 		retry.WithMaxDelay(500*time.Millisecond))
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = cfg.concurrency
-	attempt := bulwarkhttp.Transport(bulwark.Chain(bulk, bulwark.Timeout(cfg.attemptTimeout)), base)
+	// The drill is armed from the admin page to rehearse a failing
+	// provider: it sits inside failover, so its injected errors count
+	// against the endpoints' breakers as a real outage would.
+	dr := drill.New("payments-drill")
+	attempt := bulwarkhttp.Transport(bulwark.Chain(dr, bulk, bulwark.Timeout(cfg.attemptTimeout)), base)
 	rt := bulwarkhttp.Transport(retrier, bulwarkhttp.FailoverTransport(set, attempt))
-	return &paymentClient{client: &http.Client{Transport: rt}, set: set, budget: budget, bulk: bulk}
+	return &paymentClient{client: &http.Client{Transport: rt}, set: set, budget: budget, bulk: bulk, drill: dr}
 }
 
 // errPayment is a provider's answer that is neither a success nor a

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
@@ -52,6 +55,7 @@ func run(stop context.Context, cfg config, log *slog.Logger) error {
 	payments := newPaymentClient(primaryURL, standbyURL, cfg, fleet.breakerOptions()...)
 	defer payments.set.Close()
 	s := newService(cfg, log, payments, &calls, fleet.catalog())
+	defer s.checker.Close()
 	fleet.register(s)
 
 	admin := bulwarkhttp.Admin(s.reg,
@@ -94,10 +98,14 @@ func run(stop context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	<-stop.Done()
+	// A second signal during the drain cuts its delay short and forces
+	// the servers closed.
+	force, stopForce := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stopForce()
 	log.Info("draining", "delay", cfg.drainDelay, "timeout", cfg.drainTimeout)
-	graceful := s.drain(httpSrv, grpcSrv)
+	graceful, err := s.drain(force, httpSrv, grpcSrv)
 	stopWatch()
 	wg.Wait()
-	log.Info("stopped", "graceful", graceful)
+	log.Info("stopped", "graceful", graceful, "err", err)
 	return nil
 }

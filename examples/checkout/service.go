@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/bulkhead"
 	"github.com/bulwark-go/bulwark/degrade"
+	"github.com/bulwark-go/bulwark/health"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
@@ -38,6 +39,8 @@ type service struct {
 	capacity    bulwark.Policy
 	// recs is the "recommendations" switch: on, the catalog leaves them out.
 	recs *degrade.Switch
+	// checker answers the health probes and runs the drain.
+	checker *health.Checker
 
 	executed     atomic.Int64  // runs of the charge handler's body
 	paymentCalls *atomic.Int64 // calls that reached a provider
@@ -72,6 +75,8 @@ func newService(cfg config, log *slog.Logger, payments *paymentClient, paymentCa
 			log.Info("switch changed", "switch", "recommendations", "on", new.On, "source", new.Source, "reason", new.Reason)
 		}))
 
+	s.checker = newChecker(cfg, payments)
+
 	s.reg.RegisterAs("charges", s.charges)
 	s.reg.RegisterAs("catalog-client", s.clientQuota)
 	s.reg.RegisterAs("catalog", s.capacity)
@@ -79,6 +84,8 @@ func newService(cfg config, log *slog.Logger, payments *paymentClient, paymentCa
 	s.reg.RegisterAs("payments", payments.set)
 	s.reg.RegisterAs("payments-bulkhead", payments.bulk)
 	s.reg.RegisterAs("payments-retry-budget", payments.budget)
+	s.reg.RegisterAs("payments-drill", payments.drill)
+	s.reg.RegisterAs("health", s.checker)
 	return s
 }
 
