@@ -77,7 +77,13 @@ func TestMain(m *testing.M) {
 	if name := os.Getenv(envCase); name != "" {
 		os.Exit(runCase(name, os.Getenv(envAddr)))
 	}
-	goleak.VerifyTestMain(m)
+	// The reference service's binary (checkout_harness_test.go) is built
+	// once per run into a directory removed here.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
+		if buildDir != "" {
+			_ = os.RemoveAll(buildDir)
+		}
+	}))
 }
 
 // counter is a pass-through policy and Admitter that counts admissions and

@@ -121,7 +121,6 @@ func newPaymentClient(primary, standby string, cfg config, breakerOpts ...breake
 	}, breakerOpts...)
 	set := failover.New("payments", []string{primary, standby},
 		failover.WithBreakerOptions(bopts...),
-		failover.WithMinDwell(cfg.breakDuration),
 		// A failed attempt moves to the other endpoint at once, before
 		// the primary's breaker has seen enough failures to open.
 		failover.WithRetryOnNext())
