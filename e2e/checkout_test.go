@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -72,7 +74,8 @@ func TestCheckoutTour(t *testing.T) {
 	t.Parallel()
 	grpcurl := tool(t, "grpcurl", grpcurlPkg)
 	probe := tool(t, "grpc-health-probe", healthProbePkg)
-	in := startCheckout(t, "-admin-token", "s3cret", "-payments-latency", "200ms",
+	// The README's tour flags (and a short drain, to end the test).
+	in := startCheckout(t, "-admin-token", "s3cret", "-payments-latency", "500ms",
 		"-client-rate", "5", "-catalog-rate", "10", "-drain-delay", "200ms")
 
 	var first response
@@ -115,7 +118,7 @@ func TestCheckoutTour(t *testing.T) {
 		isProblem(t, r, 422)
 	})
 	t.Run("409 duplicate in flight", func(t *testing.T) {
-		// The provider takes 200 ms: duplicates sent meanwhile are
+		// The provider takes 500 ms: duplicates sent meanwhile are
 		// answered 409 until the first is done, then replayed.
 		var wg sync.WaitGroup
 		answers := make([]response, 8)
@@ -330,7 +333,7 @@ func TestCheckoutTour(t *testing.T) {
 		// charges are refused fast with 503 + Retry-After, the
 		// recommendations switch turns on, readiness warns but passes.
 		if r := in.adminPost("s3cret", "payments-drill", "arm", map[string]string{
-			"error": "remote-unavailable", "error-probability": "1", "expiry": "1m",
+			"error": "remote-unavailable", "expiry": "5m",
 		}); r.code != 200 {
 			t.Fatalf("arm the drill = %s", r)
 		}
@@ -577,4 +580,27 @@ func TestCheckoutDrain(t *testing.T) {
 		t.Fatalf("the drain was not graceful:\n%s", in.Logs())
 	}
 	t.Logf("%d requests, %d after SIGTERM, none failed", sent.Load(), afterTerm.Load())
+}
+
+func TestCheckoutDegradeConfig(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "degrade.json")
+	write := func(doc string) {
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"switches": {"recommendations": {"on": true, "reason": "INC-42"}}}`)
+	in := startCheckout(t, "-degrade-config", path, "-degrade-interval", "100ms")
+	degraded := func() bool {
+		r := in.do("GET", "/v1/catalog", "")
+		return r.header.Get("Bulwark-Degraded") == "recommendations" && !bytes.Contains(r.body, []byte("recommendations"))
+	}
+	eventually(t, 5*time.Second, "the config file turns the switch on", degraded)
+	write(`{"switches": {"recommendations": {"on": false, "reason": "resolved"}}}`)
+	eventually(t, 5*time.Second, "the edited file turns it off", func() bool { return !degraded() })
+	sw := in.policies()["recommendations"]
+	if sw["source"] != "config" || sw["reason"] != "resolved" {
+		t.Fatalf("switch snapshot = %v, want source config, reason resolved", sw)
+	}
 }
