@@ -186,8 +186,8 @@ func (c *paymentClient) charge(ctx context.Context, key string, amount int64, cu
 
 // breakersOpen reports whether a payment endpoint's breaker is open.
 func (c *paymentClient) breakersOpen() bool {
-	for _, ep := range c.set.Status().Endpoints {
-		if ep.Breaker == breaker.StateOpen {
+	for i := range 2 { // primary, standby
+		if c.set.Breaker(i).State() == breaker.StateOpen {
 			return true
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/time/rate"
 
@@ -70,7 +69,10 @@ func newService(cfg config, log *slog.Logger, payments *paymentClient, paymentCa
 	s.recs = degrade.NewSwitch("recommendations",
 		degrade.WithTrigger(degrade.When(payments.breakersOpen,
 			degrade.WithReason("a payment breaker is open"),
-			degrade.WithInterval(200*time.Millisecond))),
+			// The condition is two breaker state reads: cheap enough to
+			// evaluate on every use, so the catalog follows the
+			// breakers at once.
+			degrade.WithInterval(0))),
 		degrade.WithOnChange(func(old, new degrade.Status) {
 			log.Info("switch changed", "switch", "recommendations", "on", new.On, "source", new.Source, "reason", new.Reason)
 		}))
