@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"go.opentelemetry.io/otel/metric"
@@ -37,6 +38,7 @@ type options struct {
 	mp       metric.MeterProvider
 	keyFn    func(context.Context) string
 	maxKeys  int
+	cost     func(context.Context) int
 }
 
 func newOptions(class error, opts []Option) options {
@@ -64,7 +66,7 @@ func WithReserve(p bulwark.Priority, fraction float64) Option {
 		panic("ratelimit: WithReserve: invalid priority " + p.String())
 	}
 	if math.IsNaN(fraction) || fraction < 0 || fraction >= 1 {
-		panic("ratelimit: WithReserve: fraction must be in [0, 1)")
+		panic(fmt.Sprintf("ratelimit: WithReserve: fraction must be in [0, 1), got %v", fraction))
 	}
 	return optionFunc(func(o *options) { o.reserves[p.Index()] = fraction })
 }
@@ -78,7 +80,7 @@ func WithReserve(p bulwark.Priority, fraction float64) Option {
 // [NewKeyed].
 func WithClass(class error) Option {
 	if class != nil && class != bulwark.ErrUnavailable && class != bulwark.ErrRejected {
-		panic("ratelimit: WithClass: class must be bulwark.ErrUnavailable or bulwark.ErrRejected")
+		panic(fmt.Sprintf("ratelimit: WithClass: class must be bulwark.ErrUnavailable or bulwark.ErrRejected, got %v", class))
 	}
 	return optionFunc(func(o *options) {
 		if class != nil {
@@ -112,13 +114,31 @@ func WithKeyFunc(f func(context.Context) string) Option {
 	})
 }
 
+// WithCost sets the tokens a call takes, read from its context: a batch of
+// n items, the tokens of a prompt. A call of cost n is admitted only if the
+// tokens left after taking n are at least its tier's reserve, and a refused
+// call's hint is the time until n tokens are there ([LimitedError]). A cost
+// of 0 is admitted without a look at the bucket. A cost above the burst (a
+// bucket never holds more) or below 0 is refused at once, by every method
+// Wait included, with a [*CostError], which says it is not worth retrying.
+// Nil is ignored.
+//
+// Default: every call costs 1.
+func WithCost(f func(ctx context.Context) int) Option {
+	return optionFunc(func(o *options) {
+		if f != nil {
+			o.cost = f
+		}
+	})
+}
+
 // WithMaxKeys caps the live keys of a [Keyed] limiter (see [Keyed] for
 // eviction and the overflow bucket). [New] ignores it. It panics when n < 1.
 //
 // Default: [DefaultMaxKeys] (100 000).
 func WithMaxKeys(n int) Option {
 	if n < 1 {
-		panic("ratelimit: WithMaxKeys: n must be >= 1")
+		panic(fmt.Sprintf("ratelimit: WithMaxKeys: n must be >= 1, got %d", n))
 	}
 	return optionFunc(func(o *options) { o.maxKeys = n })
 }
