@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -39,10 +41,17 @@ type options struct {
 	keyFn    func(context.Context) string
 	maxKeys  int
 	cost     func(context.Context) int
+
+	// Redis limiters only.
+	timeout    time.Duration
+	prefix     string
+	fallback   bulwark.Admitter
+	failClosed bool
 }
 
 func newOptions(class error, opts []Option) options {
-	o := options{reserves: defaultReserves, class: class, maxKeys: DefaultMaxKeys}
+	o := options{reserves: defaultReserves, class: class, maxKeys: DefaultMaxKeys,
+		timeout: DefaultRedisTimeout, prefix: DefaultRedisPrefix}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.apply(&o)
@@ -141,4 +150,56 @@ func WithMaxKeys(n int) Option {
 		panic(fmt.Sprintf("ratelimit: WithMaxKeys: n must be >= 1, got %d", n))
 	}
 	return optionFunc(func(o *options) { o.maxKeys = n })
+}
+
+// WithTimeout sets the time a [Redis] or [KeyedRedis] limiter gives one
+// decision's round trip to Redis; past it, the decision answers as a store
+// failure (fail-open, [WithFallback] or [WithFailClosed]). The caller's
+// deadline, when earlier, bounds it too. The local limiters ignore it. It
+// panics when d <= 0.
+//
+// Default: [DefaultRedisTimeout] (50 ms).
+func WithTimeout(d time.Duration) Option {
+	if d <= 0 {
+		panic(fmt.Sprintf("ratelimit: WithTimeout: d must be > 0, got %v", d))
+	}
+	return optionFunc(func(o *options) { o.timeout = d })
+}
+
+// WithPrefix sets the prefix of a Redis limiter's keys, to keep them apart
+// from other users of the same Redis. The local limiters ignore it. It
+// panics when prefix contains "{" or "}", which would break the hash tag
+// that keeps a decision on one Cluster slot.
+//
+// Default: [DefaultRedisPrefix] ("bulwark:ratelimit:").
+func WithPrefix(prefix string) Option {
+	if strings.ContainsAny(prefix, "{}") {
+		panic(fmt.Sprintf("ratelimit: WithPrefix: prefix %q must not contain { or }", prefix))
+	}
+	return optionFunc(func(o *options) { o.prefix = prefix })
+}
+
+// WithFallback makes a Redis limiter ask a when Redis fails or does not
+// answer in time: a local [Limiter] with the fleet's limit divided by the
+// instances keeps the fleet near its limit while Redis is out. It takes
+// precedence over [WithFailClosed]. The local limiters ignore it. Nil is
+// ignored.
+//
+// Default: none (fail-open: admit).
+func WithFallback(a bulwark.Admitter) Option {
+	return optionFunc(func(o *options) {
+		if a != nil {
+			o.fallback = a
+		}
+	})
+}
+
+// WithFailClosed makes a Redis limiter refuse with a [*StoreError]
+// ([bulwark.ErrUnavailable]) when Redis fails or does not answer in time,
+// for limits that protect something that must not be overrun. The local
+// limiters ignore it.
+//
+// Default: fail-open (admit).
+func WithFailClosed() Option {
+	return optionFunc(func(o *options) { o.failClosed = true })
 }

@@ -1,0 +1,487 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/bulwarktest"
+	"github.com/bulwark-go/bulwark/internal/metrictest"
+	"github.com/bulwark-go/bulwark/internal/redistest"
+	"github.com/bulwark-go/bulwark/ratelimit"
+)
+
+// redisTime is Redis's clock.
+func redisTime(t *testing.T, c *redis.Client) time.Time {
+	t.Helper()
+	now, err := c.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("TIME: %v", err)
+	}
+	return now
+}
+
+// answerWithin fails t when f takes longer than max: a decision must never
+// hang on a dead or stuck Redis (max is far above the 50 ms timeout, for a
+// loaded machine).
+func answerWithin[T any](t *testing.T, what string, max time.Duration, f func() T) T {
+	t.Helper()
+	start := time.Now()
+	v := f()
+	if d := time.Since(start); d > max {
+		t.Errorf("%s took %v, want an answer within %v (timeout 50 ms)", what, d, max)
+	}
+	return v
+}
+
+var redisNames atomic.Int64
+
+// uniqueName gives every limiter of a test its own Redis key.
+func uniqueName(prefix string) string {
+	return prefix + "-" + strconv.FormatInt(redisNames.Add(1), 10)
+}
+
+func TestRedisSharedBudget(t *testing.T) {
+	srv := redistest.Start(t)
+	c1, c2 := srv.Client(), srv.Client()
+	const limit, burst = 20, 10
+	a := ratelimit.NewRedis("fleet", c1, limit, burst)
+	b := ratelimit.NewRedis("fleet", c2, limit, burst)
+	ctx := tierCtx(bulwark.CriticalPlus)
+	start := redisTime(t, c1)
+	admitted := 0
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for n := 0; time.Now().Before(deadline) && n < 100_000; n++ {
+		l := a
+		if n%2 == 1 {
+			l = b
+		}
+		if l.Allow(ctx) {
+			admitted++
+		}
+	}
+	elapsed := redisTime(t, c1).Sub(start)
+	// Whole tokens only: the last one may be on its way.
+	want := int(math.Floor(burst + limit*elapsed.Seconds()))
+	t.Logf("admitted %d in %v of Redis time, want %d ± 1", admitted, elapsed, want)
+	if admitted > want+1 || admitted < want-1 {
+		t.Errorf("two instances admitted %d in %v, want ⌊burst + limit × elapsed⌋ = %d ± 1", admitted, elapsed, want)
+	}
+}
+
+func TestRedisTiersFleetWide(t *testing.T) {
+	srv := redistest.Start(t)
+	a := ratelimit.NewRedis("tiers", srv.Client(), rate.Every(time.Hour), 20)
+	b := ratelimit.NewRedis("tiers", srv.Client(), rate.Every(time.Hour), 20)
+	count := func(l *ratelimit.Redis, p bulwark.Priority) int {
+		n := 0
+		for l.Allow(tierCtx(p)) {
+			if n++; n > 100 {
+				t.Fatal("no end")
+			}
+		}
+		return n
+	}
+	// Reserves of 20: Sheddable 10, SheddablePlus 5, Critical 1.
+	for _, tt := range []struct {
+		name string
+		l    *ratelimit.Redis
+		tier bulwark.Priority
+		want int
+	}{
+		{"a sheddable", a, bulwark.Sheddable, 10},
+		{"b sheddable", b, bulwark.Sheddable, 0},
+		{"b sheddable-plus", b, bulwark.SheddablePlus, 5},
+		{"a sheddable-plus", a, bulwark.SheddablePlus, 0},
+		{"a critical", a, bulwark.Critical, 4},
+		{"b critical-plus", b, bulwark.CriticalPlus, 1},
+		{"a critical-plus", a, bulwark.CriticalPlus, 0},
+	} {
+		if got := count(tt.l, tt.tier); got != tt.want {
+			t.Errorf("%s: admitted %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	// The refusal carries the local limiter's error, hint and quota.
+	err := a.Do(tierCtx(bulwark.Sheddable), okFn)
+	var le *ratelimit.LimitedError
+	if !errors.As(err, &le) || !errors.Is(err, ratelimit.ErrLimited) || !errors.Is(err, bulwark.ErrUnavailable) || le.Priority() != bulwark.Sheddable {
+		t.Fatalf("Do() = %v, want a Sheddable *LimitedError wrapping ErrLimited and ErrUnavailable", err)
+	}
+	q, _ := bulwark.QuotaFrom(err)
+	// 11 tokens short of Sheddable's 10 + 1 at one per hour.
+	if d, _ := bulwark.RetryAfter(err); d < 10*time.Hour || d > 11*time.Hour || q.Limit != 20 || q.Remaining != 0 || q.Reset != d || q.Window != 20*time.Hour {
+		t.Errorf("RetryAfter() = %v, Quota() = %+v, want ~11h, q=20, r=0, w=20h", d, q)
+	}
+}
+
+func TestRedisHintAndQuota(t *testing.T) {
+	srv := redistest.Start(t)
+	l := ratelimit.NewRedis("hint", srv.Client(), 10, 5)
+	var rec bulwark.QuotaRecorder
+	ctx := bulwark.WithCallInfo(context.Background(), bulwark.CallInfo{Priority: bulwark.CriticalPlus, Quota: &rec})
+	if !l.Allow(ctx) {
+		t.Fatal("first call refused")
+	}
+	if q, ok := rec.Quota(); !ok || q.Limit != 5 || q.Remaining != 4 || q.Window != 500*time.Millisecond {
+		t.Errorf("recorded quota = %+v, %v, want q=5, r=4, w=500ms", q, ok)
+	}
+	for l.Allow(tierCtx(bulwark.CriticalPlus)) {
+	}
+	err := l.Do(tierCtx(bulwark.CriticalPlus), okFn)
+	if d, ok := bulwark.RetryAfter(err); !ok || d <= 0 || d > 100*time.Millisecond {
+		t.Errorf("RetryAfter() = %v, %v, want (0, 100ms]: one token at 10/s", d, ok)
+	}
+}
+
+func TestRedisCost(t *testing.T) {
+	srv := redistest.Start(t)
+	l := ratelimit.NewKeyedRedis("cost", srv.Client(), rate.Every(time.Hour), 10, ratelimit.WithCost(costOf))
+	if !l.Allow(costCtx(bulwark.Sheddable, "a", 3)) || l.Allow(costCtx(bulwark.Sheddable, "a", 3)) {
+		t.Error("cost 3 of Sheddable (reserve 5 of 10): want one admitted, then refused")
+	}
+	if !l.Allow(costCtx(bulwark.CriticalPlus, "a", 7)) {
+		t.Error("cost 7 of CriticalPlus with 7 left refused, want admitted")
+	}
+	err := l.Do(costCtx(bulwark.CriticalPlus, "a", 11), okFn)
+	if !errors.Is(err, ratelimit.ErrCost) || !errors.Is(err, bulwark.ErrRejected) {
+		t.Errorf("cost above the burst: Do() = %v, want ErrCost", err)
+	}
+	if err := l.Wait(costCtx(bulwark.CriticalPlus, "a", 11)); !errors.Is(err, ratelimit.ErrCost) {
+		t.Errorf("cost above the burst: Wait() = %v, want ErrCost at once", err)
+	}
+	// Another key has its own bucket, fleet-wide.
+	if !l.Allow(costCtx(bulwark.CriticalPlus, "b", 10)) {
+		t.Error("b's first call of cost 10 refused, want its own full bucket")
+	}
+	err = l.Do(costCtx(bulwark.CriticalPlus, "b", 1), okFn)
+	if !errors.Is(err, bulwark.ErrRejected) || !errors.Is(err, ratelimit.ErrLimited) {
+		t.Errorf("keyed refusal = %v, want ErrLimited and ErrRejected (429)", err)
+	}
+}
+
+func TestRedisRoundTrips(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	counter := redistest.NewCounter()
+	c.AddHook(counter)
+	l := ratelimit.NewKeyedRedis("trips", c, 1e6, 1<<20)
+	if n := counter.Trips(); n != 0 {
+		t.Fatalf("construction made %d round trips, want none", n)
+	}
+	ctx := keyCtx("a")
+	if !l.Allow(ctx) {
+		t.Fatal("refused")
+	}
+	// The first decision loads the script: EVALSHA, NOSCRIPT, EVAL.
+	if n := counter.Trips(); n > 2 {
+		t.Errorf("first decision took %d round trips, want at most 2", n)
+	}
+	counter.Reset()
+	const n = 200
+	for range n {
+		_ = l.Allow(ctx)
+	}
+	if got := counter.Trips(); got != n {
+		t.Errorf("%d decisions took %d round trips, want %d (one each)", n, got, n)
+	}
+	if cmds := counter.Commands(); cmds["evalsha"] != n || len(cmds) != 1 {
+		t.Errorf("commands = %v, want only %d evalsha", cmds, n)
+	}
+}
+
+func TestRedisKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	ctx := context.Background()
+	l := ratelimit.NewRedis("ttl", c, 10, 10)
+	k := ratelimit.NewKeyedRedis("ttl", c, 10, 10, ratelimit.WithPrefix("app:"))
+	_ = l.Allow(ctx)
+	_ = k.Allow(keyCtx("tenant-1"))
+	for _, tt := range []struct {
+		key  string
+		want time.Duration // the time to refill what was taken
+	}{
+		{"bulwark:ratelimit:{ttl}", 100 * time.Millisecond},
+		{"app:{ttl:tenant-1}", 100 * time.Millisecond},
+	} {
+		ttl, err := c.PTTL(ctx, tt.key).Result()
+		if err != nil || ttl <= 0 || ttl > tt.want {
+			t.Errorf("PTTL(%s) = %v, %v, want in (0, %v]: expire once refilled", tt.key, ttl, err, tt.want)
+		}
+	}
+	// Once refilled, the keys are gone.
+	time.Sleep(150 * time.Millisecond)
+	if n, err := c.Exists(ctx, "bulwark:ratelimit:{ttl}", "app:{ttl:tenant-1}").Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS after the refill = %d, %v, want 0", n, err)
+	}
+}
+
+// TestRedisManyKeysExpire: a keyed limiter's 100 000 keys (20 000 under
+// the race detector) all carry a TTL.
+func TestRedisManyKeysExpire(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	keys := 100_000
+	if raceEnabled || testing.Short() {
+		keys = 20_000
+	}
+	l := ratelimit.NewKeyedRedis("many", c, rate.Every(time.Hour), 5)
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	const workers = 16
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < keys; i += workers {
+				if !l.Allow(keyCtx("k" + strconv.Itoa(i))) {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := refused.Load(); n != 0 {
+		t.Errorf("%d first calls refused, want none", n)
+	}
+	ctx := context.Background()
+	if n, _ := c.DBSize(ctx).Result(); n != int64(keys) {
+		t.Errorf("DBSIZE = %d, want %d", n, keys)
+	}
+	var cursor uint64
+	seen, noTTL := 0, 0
+	for {
+		batch, next, err := c.Scan(ctx, cursor, "bulwark:ratelimit:{many:*", 1000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipe := c.Pipeline()
+		cmds := make([]*redis.DurationCmd, len(batch))
+		for i, key := range batch {
+			cmds[i] = pipe.PTTL(ctx, key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && len(batch) > 0 {
+			t.Fatal(err)
+		}
+		for _, cmd := range cmds {
+			seen++
+			if cmd.Val() <= 0 {
+				noTTL++
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if seen != keys || noTTL != 0 {
+		t.Errorf("scanned %d keys, %d without a TTL, want %d keys, all with one", seen, noTTL, keys)
+	}
+}
+
+func TestRedisStopped(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	open := ratelimit.NewRedis("down", c, 1, 1)
+	closed := ratelimit.NewRedis("down", c, 1, 1, ratelimit.WithFailClosed())
+	fallback := ratelimit.NewRedis("down", c, 1, 1, ratelimit.WithFallback(ratelimit.New("local", rate.Every(time.Hour), 2)))
+	ctx := tierCtx(bulwark.CriticalPlus)
+	_ = open.Allow(ctx) // the script is loaded, the bucket spent
+	if open.Allow(ctx) {
+		t.Fatal("second call admitted with Redis up, want refused")
+	}
+	srv.Stop()
+	for i := range 3 {
+		if err := answerWithin(t, "fail-open Do", time.Second, func() error { return open.Do(ctx, okFn) }); err != nil {
+			t.Errorf("fail-open call %d with Redis stopped: Do() = %v, want admitted", i, err)
+		}
+		err := answerWithin(t, "fail-closed Do", time.Second, func() error { return closed.Do(ctx, okFn) })
+		var se *ratelimit.StoreError
+		if !errors.As(err, &se) || !errors.Is(err, ratelimit.ErrStore) || !errors.Is(err, bulwark.ErrUnavailable) || errors.Is(err, ratelimit.ErrLimited) {
+			t.Errorf("fail-closed call %d with Redis stopped: Do() = %v, want a *StoreError wrapping ErrStore and ErrUnavailable", i, err)
+		}
+	}
+	// The fallback decides: its burst of 2, then its own refusal.
+	var got []bool
+	for range 3 {
+		got = append(got, answerWithin(t, "fallback Allow", time.Second, func() bool { return fallback.Allow(ctx) }))
+	}
+	if fmt.Sprint(got) != "[true true false]" {
+		t.Errorf("fallback decisions = %v, want [true true false]", got)
+	}
+	for _, l := range []*ratelimit.Redis{open, closed, fallback} {
+		if f := figures(l.Snapshot()); f["store errors"]+f["store timeouts"] < 1 {
+			t.Errorf("snapshot figures %v, want the store failures counted", f)
+		}
+	}
+	if s := closed.Snapshot(); s.State != "store failing" || s.Health != "fail" {
+		t.Errorf("fail-closed snapshot state %q/%q, want store failing/fail", s.State, s.Health)
+	}
+	// Restart: decisions come from Redis again (an empty Redis: a full
+	// bucket of 1, then a refusal).
+	srv.Restart()
+	resumed := false
+	for range 5 {
+		if open.Allow(ctx) && !open.Allow(ctx) {
+			resumed = true
+			break
+		}
+	}
+	if !resumed {
+		t.Error("after a restart, decisions did not come from Redis again")
+	}
+}
+
+func TestRedisPaused(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	r := metrictest.New(t)
+	open := ratelimit.NewRedis("hung", c, 1, 1, ratelimit.WithMeterProvider(r.Provider))
+	closed := ratelimit.NewKeyedRedis("hung", c, 1, 1, ratelimit.WithFailClosed(), ratelimit.WithTimeout(30*time.Millisecond))
+	r.Keep(open, closed)
+	ctx := keyCtx("a")
+	_ = open.Allow(ctx)
+	_ = closed.Allow(ctx)
+	srv.Pause()
+	for range 3 {
+		if !answerWithin(t, "fail-open Allow on a hung Redis", time.Second, func() bool { return open.Allow(ctx) }) {
+			t.Error("fail-open Allow on a hung Redis = false, want true")
+		}
+		err := answerWithin(t, "fail-closed Do on a hung Redis", time.Second, func() error { return closed.Do(ctx, okFn) })
+		if !errors.Is(err, ratelimit.ErrStore) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("fail-closed Do on a hung Redis = %v, want ErrStore, not the caller's DeadlineExceeded", err)
+		}
+	}
+	// The caller's own deadline is answered as the caller's.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	err := answerWithin(t, "Do with a short deadline", time.Second, func() error { return closed.Do(cctx, okFn) })
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Do() past the caller's deadline = %v, want context.DeadlineExceeded", err)
+	}
+	if got := r.Int64Where("bulwark.ratelimit.store.errors", "bulwark.policy.name", "hung", "bulwark.reason", "timeout"); sumValues(got) < 3 {
+		t.Errorf("store.errors{reason=timeout} = %v, want at least 3", got)
+	}
+	srv.Resume()
+	resumed := false
+	for range 20 {
+		if !open.Allow(ctx) { // refused: Redis decided again (bucket spent)
+			resumed = true
+			break
+		}
+	}
+	if !resumed {
+		t.Error("after Resume, decisions did not come from Redis again")
+	}
+}
+
+func sumValues(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func TestRedisMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	r := metrictest.New(t)
+	l := ratelimit.NewRedis("m", srv.Client(), rate.Every(time.Hour), 2, ratelimit.WithMeterProvider(r.Provider))
+	r.Keep(l)
+	for range 3 {
+		_ = l.Allow(context.Background())
+	}
+	got := sums(t, r, "bulwark.ratelimit.decisions")
+	if got[decision("allowed", bulwark.Critical)] != 2 || got[decision("limited", bulwark.Critical)] != 1 {
+		t.Errorf("decisions = %v, want 2 allowed, 1 limited (critical)", got)
+	}
+	if n := r.Int64Total("bulwark.ratelimit.store.errors"); n != 0 {
+		t.Errorf("store.errors = %d, want 0", n)
+	}
+	h := r.HistogramWhere("bulwark.ratelimit.store.duration", "bulwark.policy.name", "m")
+	var count uint64
+	for _, p := range h {
+		count += p.Count
+	}
+	if count != 3 {
+		t.Errorf("store.duration count = %d, want 3", count)
+	}
+}
+
+func TestRedisValidates(t *testing.T) {
+	srv := redistest.Start(t)
+	noTimeout := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer noTimeout.Close()
+	for _, tt := range []struct {
+		name string
+		give func()
+		want string
+	}{
+		{"no ContextTimeoutEnabled", func() { ratelimit.NewRedis("x", noTimeout, 1, 1) }, "NewRedis: the Redis client must be built with ContextTimeoutEnabled"},
+		{"keyed no ContextTimeoutEnabled", func() { ratelimit.NewKeyedRedis("x", noTimeout, 1, 1) }, "NewKeyedRedis: the Redis client must be built with ContextTimeoutEnabled"},
+		{"nil client", func() { ratelimit.NewRedis("x", nil, 1, 1) }, "NewRedis: nil Redis client"},
+		{"limit 0", func() { ratelimit.NewRedis("x", srv.Client(), 0, 1) }, "NewRedis: limit"},
+		{"burst 0", func() { ratelimit.NewKeyedRedis("x", srv.Client(), 1, 0) }, "NewKeyedRedis: burst"},
+		{"timeout 0", func() { ratelimit.WithTimeout(0) }, "WithTimeout"},
+		{"timeout negative", func() { ratelimit.WithTimeout(-time.Second) }, "WithTimeout"},
+		{"prefix with a brace", func() { ratelimit.WithPrefix("a{b") }, "WithPrefix"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := func() (msg string) {
+				defer func() {
+					if r := recover(); r != nil {
+						msg = fmtAny(r)
+					}
+				}()
+				tt.give()
+				return ""
+			}()
+			if !strings.Contains(got, "ratelimit: "+tt.want) {
+				t.Errorf("panic = %q, want one naming %q", got, "ratelimit: "+tt.want)
+			}
+		})
+	}
+}
+
+func TestRedisControl(t *testing.T) {
+	srv := redistest.Start(t)
+	l := ratelimit.NewRedis("ctl", srv.Client(), rate.Every(time.Hour), 1)
+	if !l.Allow(context.Background()) || l.Allow(context.Background()) {
+		t.Fatal("want one admitted, then refused")
+	}
+	if err := l.Control(context.Background(), "set-limit", map[string]string{"burst": "3"}, "more"); err != nil {
+		t.Fatal(err)
+	}
+	if l.Burst() != 3 || !l.Allow(context.Background()) {
+		t.Errorf("after set-limit burst 3: Burst() = %d, want 3 and a call admitted", l.Burst())
+	}
+	if err := l.SetLimit(-1); err == nil {
+		t.Error("SetLimit(-1) = nil, want an error")
+	}
+	if s := l.Snapshot(); s.Kind != "ratelimit" || s.Source != "manual" || s.Reason != "more" {
+		t.Errorf("snapshot %q %q %q, want ratelimit manual more", s.Kind, s.Source, s.Reason)
+	}
+}
+
+func TestRedisContract(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	bulwarktest.TestPolicy(t, func() bulwark.Policy {
+		return ratelimit.NewRedis(uniqueName("contract"), c, 1000, 1000)
+	})
+	t.Run("Keyed", func(t *testing.T) {
+		bulwarktest.TestPolicy(t, func() bulwark.Policy {
+			return ratelimit.NewKeyedRedis(uniqueName("contract"), c, 1000, 1000)
+		})
+	})
+}
