@@ -41,6 +41,18 @@
 // not positive, a burst below 1 (with [rate.Inf] too), a reserve outside
 // [0, 1), a key cap below 1.
 //
+// # Fleet-wide limits on Redis
+//
+// [NewRedis] and [NewKeyedRedis] keep the bucket (or a bucket per key) in
+// Redis, shared by every instance of a fleet: the same tiers, costs,
+// refusals, hints and quota, decided by one Lua script (GCRA) per call —
+// one round trip (EVALSHA) in steady state, Redis's clock, keys
+// "{hash-tagged}" to one Cluster slot that expire once refilled. Each
+// decision has 50 ms ([WithTimeout]); when Redis fails it fails open, or
+// asks a local fallback ([WithFallback]), or refuses ([WithFailClosed]).
+// The client must be built with ContextTimeoutEnabled (construction panics
+// otherwise).
+//
 // Allow, AllowAt, Do and Admit decide at once; Wait blocks until the tier
 // may take a token or the context ends. No goroutine runs in the
 // background: buckets refill lazily when a call looks at them.
@@ -57,4 +69,10 @@
 //   - bulwark.ratelimit.overflow (Int64ObservableCounter, {decision}), keyed
 //     limiters: decisions made by the shared overflow bucket because the key
 //     table was full (outcomes: a Wait counts once), by bulwark.policy.name.
+//   - bulwark.ratelimit.store.errors (Int64ObservableCounter, {error}),
+//     Redis limiters: decisions whose round trip to Redis failed, by
+//     bulwark.policy.name and bulwark.reason (timeout, error).
+//   - bulwark.ratelimit.store.duration (Float64Histogram, s), Redis
+//     limiters: the round trip of each decision, by bulwark.policy.name
+//     (buckets from 0.1 ms to 1 s).
 package ratelimit

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/bulwark-go/bulwark"
@@ -118,4 +119,31 @@ func ExampleLimiter_Control() {
 	// <nil> 50 10
 	// ratelimit manual downstream degraded
 	// limit 500/s, burst 100 → limit 50/s, burst 10
+}
+
+func ExampleNewRedis() {
+	// A fleet-wide limit of 1000 calls/s, bursts of 200, in Redis. The
+	// client must honour context deadlines on reads.
+	client := redis.NewClient(&redis.Options{
+		Addr:                  "127.0.0.1:1", // no Redis here: the store fails
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+	})
+	defer client.Close()
+	// While Redis is out, a local limiter decides (here a small one).
+	fleet := ratelimit.NewRedis("api", client, 1000, 200,
+		ratelimit.WithFallback(ratelimit.New("api-local", rate.Every(time.Minute), 2)))
+	ctx := bulwark.WithPriority(context.Background(), bulwark.CriticalPlus)
+	for range 3 {
+		fmt.Println(fleet.Allow(ctx)) // the fallback decides
+	}
+	// Fail-closed refuses with 503 instead.
+	strict := ratelimit.NewRedis("payments", client, 10, 10, ratelimit.WithFailClosed())
+	err := strict.Do(ctx, func(context.Context) error { return nil })
+	fmt.Println(errors.Is(err, ratelimit.ErrStore), errors.Is(err, bulwark.ErrUnavailable))
+	// Output:
+	// true
+	// true
+	// false
+	// true true
 }
