@@ -198,6 +198,29 @@ func TestRedisRoundTrips(t *testing.T) {
 	if cmds := counter.Commands(); cmds["evalsha"] != n || len(cmds) != 1 {
 		t.Errorf("commands = %v, want only %d evalsha", cmds, n)
 	}
+	// After a restart the script is gone: the first decision that reaches
+	// Redis costs one extra trip (NOSCRIPT, then EVAL), the next ones one.
+	srv.Restart()
+	for i := 0; ; i++ {
+		counter.Reset()
+		_ = l.Allow(ctx)
+		if counter.Commands()["eval"] == 1 {
+			if got := counter.Trips(); got != 2 {
+				t.Errorf("the decision that reloaded the script took %d round trips, want 2", got)
+			}
+			break
+		}
+		if i == 5 {
+			t.Fatal("no decision reloaded the script after a restart")
+		}
+	}
+	counter.Reset()
+	for range 10 {
+		_ = l.Allow(ctx)
+	}
+	if got := counter.Trips(); got != 10 {
+		t.Errorf("10 decisions after the reload took %d round trips, want 10", got)
+	}
 }
 
 func TestRedisKeys(t *testing.T) {
@@ -484,4 +507,59 @@ func TestRedisContract(t *testing.T) {
 			return ratelimit.NewKeyedRedis(uniqueName("contract"), c, 1000, 1000)
 		})
 	})
+}
+
+// TestRedisPipelined: concurrent decisions ride in shared pipelines, fewer
+// round trips than decisions, and stay exact: a bucket of 100 admits 100
+// of 320 calls from 16 goroutines. Callers that give up (cancelled
+// contexts, some of them leaders) never make others' decisions fail.
+func TestRedisPipelined(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	counter := redistest.NewCounter()
+	c.AddHook(counter)
+	r := metrictest.New(t)
+	l := ratelimit.NewKeyedRedis("pipe", c, rate.Every(time.Hour), 100, ratelimit.WithMeterProvider(r.Provider))
+	r.Keep(l)
+	_ = l.Allow(keyCtx("warm")) // the script is loaded
+	counter.Reset()
+	var admitted, calls atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				ctx := keyCtx("k")
+				if (w+i)%5 == 0 {
+					// A caller that gives up at once, maybe while leading.
+					cctx, cancel := context.WithCancel(ctx)
+					go cancel()
+					_ = l.Allow(cctx)
+					continue
+				}
+				calls.Add(1)
+				if l.Allow(ctx) {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := r.Int64Total("bulwark.ratelimit.store.errors"); n != 0 {
+		t.Errorf("store.errors = %d with a healthy Redis, want 0 (a cancelled leader failed others' decisions?)", n)
+	}
+	// The cancelled callers may have taken tokens too; the others took the
+	// rest, never more than the bucket.
+	if got := admitted.Load(); got > 100 || got < 100-64 {
+		t.Errorf("admitted %d of %d calls from a bucket of 100, want at most 100 (and most of it)", got, calls.Load())
+	}
+	if trips := counter.Trips(); trips >= 320 {
+		t.Errorf("%d round trips for 320 concurrent decisions, want fewer (pipelined)", trips)
+	} else {
+		t.Logf("%d round trips for 320 concurrent decisions", trips)
+	}
+	if n, _ := c.Get(context.Background(), "bulwark:ratelimit:{pipe:k}").Result(); n == "" {
+		t.Error("the key's bucket is not in Redis")
+	}
 }
