@@ -233,6 +233,8 @@ func TestConstructorsValidate(t *testing.T) {
 		{"huge limit", func() { ratelimit.New("x", math.MaxFloat64, 1) }, ""},
 		{"huge max keys", func() { ratelimit.NewKeyed("x", 1, 1, ratelimit.WithMaxKeys(math.MaxInt)) }, ""},
 		{"Inf burst 1", func() { ratelimit.New("x", rate.Inf, 1) }, ""},
+		{"WithTimeout MaxInt64", func() { ratelimit.WithTimeout(math.MaxInt64) }, ""},
+		{"WithPrefix empty", func() { ratelimit.WithPrefix("") }, ""},
 		{"+Inf is rate.Inf", func() {
 			if l := ratelimit.New("x", rate.Limit(math.Inf(1)), 1); l.Limit() != rate.Inf || !l.AllowAt(context.Background(), t0) || !l.AllowAt(context.Background(), t0) {
 				panic("+Inf is not unlimited")

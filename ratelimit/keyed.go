@@ -182,8 +182,10 @@ func (k *Keyed) SetLimit(limit rate.Limit) error { return k.SetLimitAt(time.Now(
 
 // SetLimitAt sets the limit of every bucket from t on, as
 // [Limiter.SetLimitAt] does. Each bucket applies the change the next time a
-// call looks at it, as of t. It returns an error, and changes nothing, when
-// limit is NaN or not positive.
+// call looks at it, as of t. The table's estimates of when each bucket is
+// full again are kept: after a raise, a bucket may be evicted a little
+// later than it could be (never earlier). It returns an error, and changes
+// nothing, when limit is NaN or not positive.
 func (k *Keyed) SetLimitAt(t time.Time, limit rate.Limit) error {
 	return k.set("SetLimit", t, &limit, nil, "config", "")
 }

@@ -458,6 +458,7 @@ func TestRedisValidates(t *testing.T) {
 		{"timeout 0", func() { ratelimit.WithTimeout(0) }, "WithTimeout"},
 		{"timeout negative", func() { ratelimit.WithTimeout(-time.Second) }, "WithTimeout"},
 		{"prefix with a brace", func() { ratelimit.WithPrefix("a{b") }, "WithPrefix"},
+		{"prefix with a closing brace", func() { ratelimit.WithPrefix("a}") }, "WithPrefix"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := func() (msg string) {
@@ -561,5 +562,36 @@ func TestRedisPipelined(t *testing.T) {
 	}
 	if n, _ := c.Get(context.Background(), "bulwark:ratelimit:{pipe:k}").Result(); n == "" {
 		t.Error("the key's bucket is not in Redis")
+	}
+}
+
+func TestRedisWait(t *testing.T) {
+	srv := redistest.Start(t)
+	l := ratelimit.NewRedis("wait", srv.Client(), 20, 1)
+	ctx := tierCtx(bulwark.CriticalPlus)
+	if err := l.Wait(ctx); err != nil {
+		t.Fatalf("first Wait() = %v, want nil", err)
+	}
+	// The next token is 50 ms away: a deadline before it is refused at
+	// once with the hint.
+	short, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+	err := l.Wait(short)
+	cancel()
+	var le *ratelimit.LimitedError
+	if !errors.As(err, &le) {
+		t.Errorf("Wait() with a deadline before the next token = %v, want a *LimitedError", err)
+	}
+	// Without a deadline it waits for the token.
+	if err := l.Wait(ctx); err != nil {
+		t.Errorf("Wait() = %v, want nil after the refill", err)
+	}
+	if l.Allow(ctx) {
+		t.Error("Allow() right after a Wait admitted, want the bucket spent")
+	}
+	// A cancelled context ends a Wait with its error.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.Wait(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait(cancelled) = %v, want context.Canceled", err)
 	}
 }
