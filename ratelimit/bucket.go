@@ -43,6 +43,9 @@ type config struct {
 	fracs  [bulwark.NumPriorities]float64 // reserves as given
 	// reserve[i] is the tokens tier i must leave in the bucket.
 	reserve [bulwark.NumPriorities]float64
+	// gcraArgs[i] are the Redis script's first arguments for tier i,
+	// boxed once: the interval in µs per token, the burst, the reserve.
+	gcraArgs [bulwark.NumPriorities][3]any
 	// unwrap and msgs are those of own refusals ([0]) and of the overflow
 	// bucket's ([1]).
 	unwrap [2][]error
@@ -115,6 +118,7 @@ func (c *config) set(limit rate.Limit, burst int) {
 		}
 		floor = r
 		c.reserve[i] = r
+		c.gcraArgs[i] = [3]any{1e6 / float64(limit), burst, r}
 	}
 }
 

@@ -212,8 +212,8 @@ func (r *redisCore) decide(ctx context.Context, info bulwark.CallInfo, n int, co
 	start := time.Now()
 	deadline := start.Add(r.timeout)
 	tctx, cancel := context.WithDeadline(ctx, deadline)
-	res, rerr := r.batch.run(tctx, deadline, r.client, r.key(ctx, info),
-		[]any{1e6 / float64(c.limit), c.burst, c.reserve[i], n})
+	g := &c.gcraArgs[i]
+	res, rerr := r.batch.run(tctx, deadline, r.client, r.key(ctx, info), []any{g[0], g[1], g[2], n})
 	cancel()
 	r.duration.Record(ctx, time.Since(start).Seconds(), r.durSet.Record...)
 	var (

@@ -602,3 +602,49 @@ func TestRedisWait(t *testing.T) {
 		t.Errorf("Wait(cancelled) = %v, want context.Canceled", err)
 	}
 }
+
+// TestRedisKeysAreDistinct: keys with braces, long keys and keys that look
+// like another limiter's never share a bucket.
+func TestRedisKeysAreDistinct(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	k := ratelimit.NewKeyedRedis("odd", c, rate.Every(time.Hour), 1)
+	other := ratelimit.NewKeyedRedis("odd:x", c, rate.Every(time.Hour), 1)
+	keys := []string{"a}b", "a}c", "{", "}", strings.Repeat("k", 64<<10), "x}", "x}y", "名前"}
+	for _, key := range keys {
+		if !k.Allow(keyCtx(key)) {
+			t.Errorf("first call of key %.20q refused, want its own bucket", key)
+		}
+	}
+	for _, key := range keys {
+		if k.Allow(keyCtx(key)) {
+			t.Errorf("second call of key %.20q admitted, want its bucket spent", key)
+		}
+	}
+	// "odd:x" with key "y" and "odd" with key "x}y"... are different keys in Redis.
+	if !other.Allow(keyCtx("y")) {
+		t.Error("another limiter's key shared a bucket with this one's")
+	}
+}
+
+// TestRedisNested: a Redis limiter chained with itself takes two tokens a
+// call, and passes the contract suite.
+func TestRedisNested(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	l := ratelimit.NewRedis("nested", c, rate.Every(time.Hour), 4)
+	p := bulwark.Chain(l, l)
+	n := 0
+	for p.Do(tierCtx(bulwark.CriticalPlus), okFn) == nil {
+		if n++; n > 10 {
+			t.Fatal("no end")
+		}
+	}
+	if n != 2 {
+		t.Errorf("Chain(l, l) admitted %d calls from a bucket of 4, want 2", n)
+	}
+	bulwarktest.TestPolicy(t, func() bulwark.Policy {
+		l := ratelimit.NewRedis(uniqueName("nested"), c, 1000, 1000)
+		return bulwark.Chain(l, ratelimit.NewKeyedRedis(uniqueName("nested"), c, 1000, 1000), l)
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -257,5 +258,56 @@ func TestWithCostTiers(t *testing.T) {
 		if took[i] != w {
 			t.Errorf("%v took %d, want %d", tiers[i], took[i], w)
 		}
+	}
+}
+
+// TestWaitCostAboveLoweredBurst: a Wait for 5 tokens ends with a
+// *CostError when the burst is lowered below 5 while it waits, rather
+// than waiting forever.
+func TestWaitCostAboveLoweredBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, l := range []interface {
+			Wait(context.Context) error
+			SetBurst(int) error
+			Allow(context.Context) bool
+		}{
+			ratelimit.New("c", 1, 10, ratelimit.WithCost(costOf)),
+			ratelimit.NewKeyed("c", 1, 10, ratelimit.WithCost(costOf)),
+		} {
+			if !l.Allow(costCtx(bulwark.CriticalPlus, "a", 10)) {
+				t.Fatal("draining call refused")
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- l.Wait(costCtx(bulwark.CriticalPlus, "a", 5)) }()
+			time.Sleep(time.Second)
+			if err := l.SetBurst(2); err != nil {
+				t.Fatal(err)
+			}
+			err := <-errc
+			var ce *ratelimit.CostError
+			if !errors.As(err, &ce) || ce.Burst != 2 || ce.Cost != 5 {
+				t.Errorf("Wait(cost 5) after SetBurst(2) = %v, want a *CostError (cost 5, burst 2)", err)
+			}
+		}
+	})
+}
+
+// TestOverflowChargeCountsCost: what a key takes from the overflow bucket
+// at a cost is charged in full to its next own bucket.
+func TestOverflowChargeCountsCost(t *testing.T) {
+	k := ratelimit.NewKeyed("c", 1, 10, ratelimit.WithMaxKeys(1), ratelimit.WithCost(costOf))
+	if !k.AllowAt(costCtx(bulwark.CriticalPlus, "a", 1), t0) {
+		t.Fatal("a refused")
+	}
+	if !k.AllowAt(costCtx(bulwark.CriticalPlus, "b", 8), t0) { // the overflow bucket
+		t.Fatal("b's cost-8 call refused by the full overflow bucket")
+	}
+	// At +1 s a is full and evicted: b's own bucket starts at 10 − (8 − 1).
+	t1 := t0.Add(time.Second)
+	if k.AllowAt(costCtx(bulwark.CriticalPlus, "b", 4), t1) {
+		t.Error("b took 4 more at +1s, want at most 3: it owes 7 to the overflow bucket")
+	}
+	if !k.AllowAt(costCtx(bulwark.CriticalPlus, "b", 3), t1) {
+		t.Error("b's cost-3 call at +1s refused, want admitted (10 − 7)")
 	}
 }
