@@ -51,7 +51,9 @@
 // decision has 50 ms ([WithTimeout]); when Redis fails it fails open, or
 // asks a local fallback ([WithFallback]), or refuses ([WithFailClosed]).
 // The client must be built with ContextTimeoutEnabled (construction panics
-// otherwise).
+// otherwise). Concurrent decisions share pipelined round trips, and
+// [WithLocalBatch] leases tokens for very hot limits within a documented
+// error.
 //
 // Allow, AllowAt, Do and Admit decide at once; Wait blocks until the tier
 // may take a token or the context ends. No goroutine runs in the

@@ -47,6 +47,7 @@ type options struct {
 	prefix     string
 	fallback   bulwark.Admitter
 	failClosed bool
+	localBatch int
 }
 
 func newOptions(class error, opts []Option) options {
@@ -202,4 +203,26 @@ func WithFallback(a bulwark.Admitter) Option {
 // Default: fail-open (admit).
 func WithFailClosed() Option {
 	return optionFunc(func(o *options) { o.failClosed = true })
+}
+
+// WithLocalBatch makes a [Redis] limiter take up to n tokens from Redis in
+// one decision and serve the calls that follow from them locally, for very
+// hot limits: about one round trip per n calls. Tokens taken by a tier
+// serve that tier and the more important ones only (so reserves hold), and
+// are dropped once older than a second (or the time the bucket takes to
+// refill n, when longer). The
+// fleet-wide bound then holds to within the leases outstanding: over any
+// window, the fleet admits at most burst + limit × window + (n − 1) ×
+// instances, and tokens leased but unused (at most n − 1 per instance) are
+// not admitted elsewhere. Refusals always come from Redis, with exact
+// hints; the quota recorded for a call served locally is as of the latest
+// lease. [KeyedRedis] and the local limiters ignore
+// it. It panics when n < 1; 1 is no batching.
+//
+// Default: 1 (one round trip per decision).
+func WithLocalBatch(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("ratelimit: WithLocalBatch: n must be >= 1, got %d", n))
+	}
+	return optionFunc(func(o *options) { o.localBatch = n })
 }

@@ -3,7 +3,9 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,18 +67,22 @@ local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local reserve = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
+local want = tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
 if tat < now then tat = now end
 local tokens = burst - (tat - now) / interval
 if tokens - cost >= reserve - 1e-9 then
-  tat = tat + cost * interval
+  local k = math.floor(tokens - reserve + 1e-9)
+  if k > want then k = want end
+  if k < cost then k = cost end
+  tat = tat + k * interval
   local ttl = math.ceil((tat - now) / 1000)
   if ttl < 1 then ttl = 1 end
   if ttl > 1e15 then ttl = 1e15 end
   redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', string.format('%d', ttl))
-  return {1, string.format('%.17g', tokens - cost)}
+  return {1, string.format('%.17g', tokens - k), k}
 end
-return {0, string.format('%.17g', tokens)}
+return {0, string.format('%.17g', tokens), 0}
 `)
 
 // redisCore is what [Redis] and [KeyedRedis] share.
@@ -93,6 +99,7 @@ type redisCore struct {
 	cost       func(context.Context) int
 	errs       errCache
 	batch      batcher
+	lease      *lease              // WithLocalBatch; nil for none
 	counts     *telemetry.Counters // decisions, by slot
 	storeErrs  *telemetry.Counters // by reason: timeout, error
 	lastErr    atomic.Int64        // Unix ns of the latest store failure
@@ -144,6 +151,9 @@ func newRedisCore(what, name string, client redis.UniversalClient, limit rate.Li
 		durSet: telemetry.NewSet(telemetry.KeyPolicyName.String(name)),
 	}
 	r.cfg.Store(newConfig(name, limit, burst, &o))
+	if o.localBatch > 1 && !keyed {
+		r.lease = &lease{size: o.localBatch}
+	}
 	registerRedis(r, o.mp)
 	return r
 }
@@ -210,18 +220,34 @@ func (r *redisCore) decide(ctx context.Context, info bulwark.CallInfo, n int, co
 		return noopDone, nil, 0, false
 	}
 	start := time.Now()
+	if r.lease != nil {
+		if left, ok := r.lease.take(i, n, start, c); ok {
+			if count {
+				r.counts.Add(slotAllowed+i, 1)
+			}
+			if info.Quota != nil {
+				info.Quota.Record(c.quota(i, left))
+			}
+			return noopDone, nil, 0, false
+		}
+	}
 	deadline := start.Add(r.timeout)
 	tctx, cancel := context.WithDeadline(ctx, deadline)
 	g := &c.gcraArgs[i]
-	res, rerr := r.batch.run(tctx, deadline, r.client, r.key(ctx, info), []any{g[0], g[1], g[2], n})
+	want := n
+	if r.lease != nil {
+		want = r.lease.want(n)
+	}
+	res, rerr := r.batch.run(tctx, deadline, r.client, r.key(ctx, info), []any{g[0], g[1], g[2], n, want})
 	cancel()
 	r.duration.Record(ctx, time.Since(start).Seconds(), r.durSet.Record...)
 	var (
 		ok     bool
 		tokens float64
+		taken  int
 	)
 	if rerr == nil {
-		ok, tokens, rerr = parseReply(res)
+		ok, tokens, taken, rerr = parseReply(res)
 	}
 	if rerr != nil {
 		if err := ctx.Err(); err != nil {
@@ -242,6 +268,9 @@ func (r *redisCore) decide(ctx context.Context, info bulwark.CallInfo, n int, co
 		}
 	}
 	if ok {
+		if taken > n && r.lease != nil {
+			r.lease.add(i, taken-n, tokens, start)
+		}
 		if info.Quota != nil {
 			info.Quota.Record(c.quota(i, tokens))
 		}
@@ -293,21 +322,84 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// parseReply reads the script's {admitted, tokens}.
-func parseReply(res []any) (ok bool, tokens float64, err error) {
-	if len(res) != 2 {
-		return false, 0, errStoreReply
+// parseReply reads the script's {admitted, tokens, taken}.
+func parseReply(res []any) (ok bool, tokens float64, taken int, err error) {
+	if len(res) != 3 {
+		return false, 0, 0, errStoreReply
 	}
 	flag, _ := res[0].(int64)
+	k, _ := res[2].(int64)
 	s, isStr := res[1].(string)
 	if !isStr {
-		return false, 0, errStoreReply
+		return false, 0, 0, errStoreReply
 	}
 	tokens, err = strconv.ParseFloat(s, 64)
 	if err != nil {
-		return false, 0, errStoreReply
+		return false, 0, 0, errStoreReply
 	}
-	return flag == 1, tokens, nil
+	return flag == 1, tokens, int(k), nil
+}
+
+// lease is what a [Redis] limiter built [WithLocalBatch] took from Redis
+// ahead of its calls: tokens per tier that leased them, used by calls of
+// that tier or a more important one, and dropped once older than a second
+// (or the time the bucket takes to refill the batch, when longer).
+type lease struct {
+	size   int
+	mu     sync.Mutex
+	tokens [bulwark.NumPriorities]float64
+	at     [bulwark.NumPriorities]time.Time // of the latest lease of each tier
+	left   float64                          // tokens left in Redis at the latest lease
+}
+
+// want is what a call of cost n asks Redis for: n and enough to bring the
+// outstanding lease up to size − 1.
+func (l *lease) want(n int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out float64
+	for _, t := range l.tokens {
+		out += t
+	}
+	return n + max(0, l.size-1-int(math.Ceil(out)))
+}
+
+// add records k tokens leased by tier i at t, with left in Redis after.
+// Past size − 1 outstanding (concurrent leases), the excess is dropped: the
+// fleet admits less, never more.
+func (l *lease) add(i, k int, left float64, t time.Time) {
+	l.mu.Lock()
+	var out float64
+	for _, v := range l.tokens {
+		out += v
+	}
+	l.tokens[i] += min(float64(k), max(0, float64(l.size-1)-out))
+	l.at[i] = t
+	l.left = left
+	l.mu.Unlock()
+}
+
+// take takes n leased tokens for tier i at t, from the tokens leased by
+// tier i or a less important one. It returns the tokens the quota shows:
+// those left in Redis at the latest lease and those still leased.
+func (l *lease) take(i, n int, t time.Time, c *config) (float64, bool) {
+	maxAge := max(durationFromTokens(c.limit, float64(l.size)), time.Second)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for j := i; j >= 0; j-- {
+		if l.tokens[j] > 0 && t.Sub(l.at[j]) > maxAge {
+			l.tokens[j] = 0 // stale: the bucket has refilled it since
+		}
+		if l.tokens[j] >= float64(n) {
+			l.tokens[j] -= float64(n)
+			var out float64
+			for _, v := range l.tokens {
+				out += v
+			}
+			return l.left + out, true
+		}
+	}
+	return 0, false
 }
 
 // admit is Admit's decision: cost, then one decision.

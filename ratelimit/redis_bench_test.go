@@ -61,3 +61,42 @@ func BenchmarkRedis(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRedisLocalBatch is BenchmarkRedis with leases of 16 tokens
+// (WithLocalBatch): about one round trip per 16 decisions.
+func BenchmarkRedisLocalBatch(b *testing.B) {
+	srv := redistest.Start(b)
+	for _, g := range []int{1, 16} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			c := srv.Client()
+			counter := redistest.NewCounter()
+			c.AddHook(counter)
+			l := ratelimit.NewRedis(uniqueName("bench"), c, benchLimit, benchBurst, ratelimit.WithLocalBatch(16))
+			ctx := context.Background()
+			_ = l.Do(ctx, okFn)
+			counter.Reset()
+			b.ReportAllocs()
+			b.ResetTimer()
+			if g == 1 {
+				for b.Loop() {
+					if err := l.Do(ctx, okFn); err != nil {
+						b.Fatal(err)
+					}
+				}
+			} else {
+				b.SetParallelism(max(1, g/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := l.Do(ctx, okFn); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+			b.ReportMetric(float64(counter.Trips())/float64(b.N), "trips/decision")
+		})
+	}
+}

@@ -466,6 +466,7 @@ func TestRedisValidates(t *testing.T) {
 		{"timeout negative", func() { ratelimit.WithTimeout(-time.Second) }, "WithTimeout"},
 		{"prefix with a brace", func() { ratelimit.WithPrefix("a{b") }, "WithPrefix"},
 		{"prefix with a closing brace", func() { ratelimit.WithPrefix("a}") }, "WithPrefix"},
+		{"local batch 0", func() { ratelimit.WithLocalBatch(0) }, "WithLocalBatch"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := func() (msg string) {
@@ -646,5 +647,80 @@ func TestRedisNested(t *testing.T) {
 	bulwarktest.TestPolicy(t, func() bulwark.Policy {
 		l := ratelimit.NewRedis(uniqueName("nested"), c, 1000, 1000)
 		return bulwark.Chain(l, ratelimit.NewKeyedRedis(uniqueName("nested"), c, 1000, 1000), l)
+	})
+}
+
+func TestRedisLocalBatch(t *testing.T) {
+	srv := redistest.Start(t)
+	t.Run("RoundTrips", func(t *testing.T) {
+		c := srv.Client()
+		counter := redistest.NewCounter()
+		c.AddHook(counter)
+		l := ratelimit.NewRedis(uniqueName("batch"), c, 1e6, 1<<20, ratelimit.WithLocalBatch(10))
+		_ = l.Allow(tierCtx(bulwark.CriticalPlus)) // the script is loaded
+		counter.Reset()
+		for range 100 {
+			if !l.Allow(tierCtx(bulwark.CriticalPlus)) {
+				t.Fatal("refused")
+			}
+		}
+		if n := counter.Trips(); n < 9 || n > 11 {
+			t.Errorf("100 decisions with a local batch of 10 took %d round trips, want about 10", n)
+		}
+	})
+	t.Run("Exact", func(t *testing.T) {
+		// Two instances with leases of 5 drain a bucket of 20: exactly 20
+		// between them, the leases included.
+		name := uniqueName("batch")
+		a := ratelimit.NewRedis(name, srv.Client(), rate.Every(time.Hour), 20, ratelimit.WithLocalBatch(5))
+		b := ratelimit.NewRedis(name, srv.Client(), rate.Every(time.Hour), 20, ratelimit.WithLocalBatch(5))
+		ctx := tierCtx(bulwark.CriticalPlus)
+		admitted, refusedInARow := 0, 0
+		for n := 0; refusedInARow < 4 && n < 100; n++ {
+			l := a
+			if n%3 == 0 {
+				l = b
+			}
+			if l.Allow(ctx) {
+				admitted++
+				refusedInARow = 0
+			} else {
+				refusedInARow++
+			}
+		}
+		if admitted != 20 {
+			t.Errorf("two batching instances admitted %d from a bucket of 20, want exactly 20", admitted)
+		}
+	})
+	t.Run("Reserves", func(t *testing.T) {
+		// Sheddable leases never dip into its reserve (10 of 20); what is
+		// left of them serves Sheddable calls (or more important ones).
+		name := uniqueName("batch")
+		a := ratelimit.NewRedis(name, srv.Client(), rate.Every(time.Hour), 20, ratelimit.WithLocalBatch(4))
+		b := ratelimit.NewRedis(name, srv.Client(), rate.Every(time.Hour), 20, ratelimit.WithLocalBatch(4))
+		shed := 0
+		for range 30 {
+			if a.Allow(tierCtx(bulwark.Sheddable)) {
+				shed++
+			}
+			if b.Allow(tierCtx(bulwark.Sheddable)) {
+				shed++
+			}
+		}
+		if shed > 10 {
+			t.Errorf("Sheddable took %d of 20, want at most 10 (its reserve is 10)", shed)
+		}
+		plus := 0
+		for range 30 {
+			if b.Allow(tierCtx(bulwark.CriticalPlus)) {
+				plus++
+			}
+			if a.Allow(tierCtx(bulwark.CriticalPlus)) {
+				plus++
+			}
+		}
+		if shed+plus != 20 {
+			t.Errorf("Sheddable %d + CriticalPlus %d = %d, want the whole bucket of 20", shed, plus, shed+plus)
+		}
 	})
 }
