@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -20,59 +21,105 @@ import (
 // the quota.
 var ErrLimited = errors.New("ratelimit: limited")
 
-// config is what every bucket of a limiter shares.
+// ErrCost is wrapped by the refusal of a call whose cost ([WithCost]) no
+// bucket can ever grant: above the burst, or negative. The refusal is a
+// [*CostError]; it wraps [bulwark.ErrRejected] (the caller asked for more
+// than the quota), carries no retry hint and says Retryable() == false.
+var ErrCost = errors.New("ratelimit: cost out of range")
+
+// config is what every bucket of a limiter shares. A config never changes
+// once made: SetLimit and SetBurst make a new one (gen + 1), which each
+// bucket applies the next time a call looks at it.
 type config struct {
+	gen uint64
+	// at is when the config took effect: a bucket applies it from then on
+	// (or from the latest time the bucket has seen, if later).
+	at     time.Time
 	name   string
 	limit  rate.Limit
 	burst  int
 	inf    bool // limit == rate.Inf: every call is admitted
 	window time.Duration
-	// need[i] is reserve[i]+1: the tokens tier i needs in the bucket to
-	// take one.
-	need    [bulwark.NumPriorities]float64
+	fracs  [bulwark.NumPriorities]float64 // reserves as given
+	// reserve[i] is the tokens tier i must leave in the bucket.
 	reserve [bulwark.NumPriorities]float64
-	unwrap  []error // ErrLimited, class
-	msgs    [bulwark.NumPriorities]string
+	// gcraArgs[i] are the Redis script's first arguments for tier i,
+	// boxed once: the interval in µs per token, the burst, the reserve.
+	gcraArgs [bulwark.NumPriorities][3]any
+	// unwrap and msgs are those of own refusals ([0]) and of the overflow
+	// bucket's ([1]).
+	unwrap [2][]error
+	msgs   [2][bulwark.NumPriorities]string
 }
 
-func newConfig(name string, limit rate.Limit, burst int, o *options) config {
+// validLimit returns an error naming what when limit cannot be a limit.
+func validLimit(what string, limit rate.Limit) error {
 	if math.IsNaN(float64(limit)) || limit <= 0 {
-		panic("ratelimit: limit must be > 0")
+		return fmt.Errorf("ratelimit: %s: limit must be > 0 (or rate.Inf), got %v", what, float64(limit))
 	}
-	inf := limit == rate.Inf
-	if burst < 1 && !inf {
-		panic("ratelimit: burst must be >= 1")
+	return nil
+}
+
+// validBurst returns an error naming what when burst cannot be a burst.
+func validBurst(what string, burst int) error {
+	if burst < 1 {
+		return fmt.Errorf("ratelimit: %s: burst must be >= 1, got %d", what, burst)
 	}
-	c := config{
-		name:   name,
-		limit:  limit,
-		burst:  burst,
-		inf:    inf,
-		unwrap: []error{ErrLimited, o.class},
-	}
-	if !inf {
-		c.window = durationFromTokens(limit, float64(burst))
-	}
-	// Reserves in whole tokens, never below that of a more important tier.
-	floor := 0.0
-	for i := bulwark.NumPriorities - 1; i >= 0; i-- {
-		// A fraction below 1 leaves the tier at least one token.
-		r := min(floorTokens(o.reserves[i]*float64(burst)), float64(burst-1))
-		if r < floor {
-			r = floor
-		}
-		floor = r
-		c.reserve[i] = r
-		c.need[i] = r + 1
+	return nil
+}
+
+func newConfig(name string, limit rate.Limit, burst int, o *options) *config {
+	c := &config{
+		name:  name,
+		fracs: o.reserves,
+		unwrap: [2][]error{
+			{ErrLimited, o.class},
+			{ErrLimited, bulwark.ErrUnavailable},
+		},
 	}
 	prefix := "ratelimit: "
 	if name != "" {
 		prefix += name + ": "
 	}
 	for _, p := range bulwark.Priorities {
-		c.msgs[p.Index()] = prefix + "limited (" + p.String() + ")"
+		c.msgs[0][p.Index()] = prefix + "limited (" + p.String() + ")"
+		c.msgs[1][p.Index()] = prefix + "key table full, overflow bucket limited (" + p.String() + ")"
 	}
+	c.set(limit, burst)
 	return c
+}
+
+// with returns a copy of c with limit and burst, taking effect at t.
+func (c *config) with(limit rate.Limit, burst int, t time.Time) *config {
+	n := *c
+	n.gen++
+	n.at = t
+	n.set(limit, burst)
+	return &n
+}
+
+func (c *config) set(limit rate.Limit, burst int) {
+	if math.IsInf(float64(limit), 1) {
+		limit = rate.Inf // x/time/rate's own infinity is MaxFloat64
+	}
+	c.limit, c.burst = limit, burst
+	c.inf = limit == rate.Inf
+	c.window = 0
+	if !c.inf {
+		c.window = durationFromTokens(limit, float64(burst))
+	}
+	// Reserves in whole tokens, never below that of a more important tier.
+	floor := 0.0
+	for i := bulwark.NumPriorities - 1; i >= 0; i-- {
+		// A fraction below 1 leaves the tier at least one token.
+		r := min(floorTokens(c.fracs[i]*float64(burst)), float64(burst-1))
+		if r < floor {
+			r = floor
+		}
+		floor = r
+		c.reserve[i] = r
+		c.gcraArgs[i] = [3]any{1e6 / float64(limit), burst, r}
+	}
 }
 
 // floorTokens rounds x, a fraction times the burst, down to whole tokens.
@@ -98,39 +145,45 @@ func durationFromTokens(limit rate.Limit, tokens float64) time.Duration {
 	return time.Duration(d)
 }
 
-// reset is the time until tier i may take a token from a bucket that holds
-// tokens, when nobody else takes one meanwhile.
-func (c *config) reset(i int, tokens float64) time.Duration {
-	return durationFromTokens(c.limit, c.need[i]-tokens)
+// reset is the time until a call of tier i and cost n may take its tokens
+// from a bucket that holds tokens, when nobody else takes any meanwhile.
+func (c *config) reset(i, n int, tokens float64) time.Duration {
+	return durationFromTokens(c.limit, c.reserve[i]+float64(n)-tokens)
+}
+
+// remaining is the whole tokens tier i may take from a bucket holding
+// tokens.
+func (c *config) remaining(i int, tokens float64) int64 {
+	if c.inf {
+		return int64(c.burst)
+	}
+	if r := math.Floor(tokens - c.reserve[i]); r > 0 {
+		return int64(r)
+	}
+	return 0
 }
 
 // quota is the quota view of tier i for a bucket holding tokens.
 func (c *config) quota(i int, tokens float64) bulwark.Quota {
-	q := bulwark.Quota{Name: c.name, Limit: int64(c.burst), Window: c.window}
-	if c.inf {
-		q.Remaining = int64(c.burst)
-		return q
-	}
-	if r := math.Floor(tokens - c.reserve[i]); r > 0 {
-		q.Remaining = int64(r)
-	}
-	if q.Remaining < 1 {
-		q.Reset = c.reset(i, tokens)
+	q := bulwark.Quota{Name: c.name, Limit: int64(c.burst), Window: c.window, Remaining: c.remaining(i, tokens)}
+	if q.Remaining < 1 && !c.inf {
+		q.Reset = c.reset(i, 1, tokens)
 	}
 	return q
 }
 
 // A bucket is one token bucket with tiers: an x/time/rate Limiter, and a
-// mutex that makes "check the tokens, then take one" atomic.
+// mutex that makes "check the tokens, then take them" atomic.
 type bucket struct {
 	mu  sync.Mutex
-	lim *rate.Limiter
+	lim *rate.Limiter // nil while the limit is rate.Inf since the start
+	c   *config       // the config lim follows
 	// last is the latest time seen: time never goes back, so the limiter
 	// never counts an interval twice.
 	last time.Time
 	// floor is a lower bound of the tokens in lim at last and later: every
 	// take goes through mu, and tokens only grow with time otherwise. While
-	// it covers a tier's reserve, a take needs no look at the tokens.
+	// it covers a call's need, a take needs no look at the tokens.
 	floor   float64
 	evicted bool // removed from its Keyed shard; look the key up again
 	// n, when set, counts the decisions of take(count=true) under mu: a
@@ -143,20 +196,57 @@ type bucket struct {
 type decisionCounts [2 * bulwark.NumPriorities]int64
 
 func (b *bucket) init(c *config) {
+	b.c = c
 	if !c.inf {
 		b.lim = rate.NewLimiter(c.limit, c.burst)
 		b.floor = float64(c.burst)
 	}
 }
 
-// take tries to take a token for tier i at t. It returns whether the tier
-// took one and the tokens left (after the take when it did, before
-// otherwise). When exact is false and the tier took a token, tokens may be
-// a lower bound. ok is false and evicted true when the bucket was evicted
-// meanwhile. When count is true and b.n is set, the decision is counted.
-func (b *bucket) take(c *config, i int, t time.Time, exact, count bool) (tokens float64, ok, evicted bool) {
+// syncLocked brings b to cur, unless b already follows cur or a newer
+// config, and returns the config b follows. A bucket that was idle through
+// several changes refills at its old limit until the latest change. b.mu
+// is held.
+func (b *bucket) syncLocked(cur *config) *config {
+	old := b.c
+	if old == cur || old.gen >= cur.gen {
+		return old
+	}
+	b.c = cur
+	b.floor = 0 // look again
+	if cur.inf {
+		return cur
+	}
+	at := cur.at
+	if at.Before(b.last) {
+		at = b.last
+	} else {
+		b.last = at
+	}
+	if b.lim == nil || old.inf {
+		// From unlimited: the bucket starts full.
+		b.lim = rate.NewLimiter(cur.limit, cur.burst)
+		return cur
+	}
+	if old.limit != cur.limit {
+		b.lim.SetLimitAt(at, cur.limit)
+	}
+	if old.burst != cur.burst {
+		b.lim.SetBurstAt(at, cur.burst)
+	}
+	return cur
+}
+
+// take tries to take n tokens for tier i at t, under cur (or the newer
+// config the bucket follows, which it returns). It returns whether the tier
+// took them and the tokens left (after the take when it did, before
+// otherwise). When exact is false and the tier took its tokens, tokens may
+// be a lower bound. ok is false and evicted true when the bucket was
+// evicted meanwhile. When count is true and b.n is set, the decision is
+// counted.
+func (b *bucket) take(cur *config, i, n int, t time.Time, exact, count bool) (c *config, tokens float64, ok, evicted bool) {
 	b.mu.Lock()
-	tokens, ok, evicted = b.takeLocked(c, i, t, exact)
+	c, tokens, ok, evicted = b.takeLocked(cur, i, n, t, exact)
 	if count && b.n != nil && !evicted {
 		if ok {
 			b.n[slotAllowed+i]++
@@ -165,7 +255,7 @@ func (b *bucket) take(c *config, i int, t time.Time, exact, count bool) (tokens 
 		}
 	}
 	b.mu.Unlock()
-	return tokens, ok, evicted
+	return c, tokens, ok, evicted
 }
 
 // count counts a decision of tier i made outside take.
@@ -185,13 +275,13 @@ func (b *bucket) counts() decisionCounts {
 }
 
 // takeLocked is take without counting; b.mu is held.
-func (b *bucket) takeLocked(c *config, i int, t time.Time, exact bool) (tokens float64, ok, evicted bool) {
-	if c.inf {
-		return float64(c.burst), true, false
-	}
-	need := c.need[i]
+func (b *bucket) takeLocked(cur *config, i, n int, t time.Time, exact bool) (c *config, tokens float64, ok, evicted bool) {
 	if b.evicted {
-		return 0, false, true
+		return cur, 0, false, true
+	}
+	c = b.syncLocked(cur)
+	if c.inf {
+		return c, float64(c.burst), true, false
 	}
 	if t.Before(b.last) {
 		// Calls raced to the lock, or the caller's times go back.
@@ -199,105 +289,153 @@ func (b *bucket) takeLocked(c *config, i int, t time.Time, exact bool) (tokens f
 	} else {
 		b.last = t
 	}
+	cost := float64(n)
+	need := c.reserve[i] + cost
 	if !exact {
 		if b.floor >= need {
 			// Enough tokens for sure: one take, no look.
-			if b.lim.AllowN(t, 1) {
-				b.floor--
+			if b.lim.AllowN(t, n) {
+				b.floor -= cost
 				ok = true
 			}
-			return b.floor, ok, false
+			return c, b.floor, ok, false
 		}
-		if need == 1 {
+		if c.reserve[i] == 0 {
 			// No reserve to keep: the take is the check.
-			if b.lim.AllowN(t, 1) {
+			if b.lim.AllowN(t, n) {
 				b.floor = 0
-				return 0, true, false
+				return c, 0, true, false
 			}
 		}
 	}
 	tokens = b.lim.TokensAt(t)
-	if tokens >= need && b.lim.AllowN(t, 1) {
-		tokens--
+	if tokens >= need && b.lim.AllowN(t, n) {
+		tokens -= cost
 		ok = true
 	}
 	b.floor = tokens
-	return tokens, ok, false
+	return c, tokens, ok, false
 }
 
-// peek returns the tokens in b at t without taking any.
-func (b *bucket) peek(c *config, t time.Time) float64 {
-	if c.inf {
-		return float64(c.burst)
-	}
+// peek returns the tokens in b at t without taking any, and the config b
+// follows.
+func (b *bucket) peek(cur *config, t time.Time) (*config, float64) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.syncLocked(cur)
+	if c.inf {
+		return c, float64(c.burst)
+	}
 	if t.Before(b.last) {
 		t = b.last
 	}
-	tokens := b.lim.TokensAt(t)
-	b.mu.Unlock()
-	return tokens
+	return c, b.lim.TokensAt(t)
 }
 
 // LimitedError is the refusal of a [Limiter] or a [Keyed] limiter. It wraps
-// [ErrLimited] and the limiter's class, and carries the retry hint and the
-// quota view that the RateLimit headers need ([bulwark.RetryAfter],
+// [ErrLimited] and the limiter's class (a Keyed limiter's overflow bucket:
+// [bulwark.ErrUnavailable], see [Keyed]), and carries the retry hint and
+// the quota view that the RateLimit headers need ([bulwark.RetryAfter],
 // [bulwark.QuotaFrom]).
 //
-// A [Limiter] (and a Keyed limiter's shared no-key and overflow buckets)
-// refuses without allocating: it returns one preallocated LimitedError per
-// tier, whose values are those of the latest refusal of that tier — under
-// concurrent refusals, possibly another caller's a moment later. A per-key
-// bucket's refusal is a fresh LimitedError.
+// A LimitedError never changes once returned: its hint and quota are those
+// of the call it refused. The hint is rounded up to the millisecond, so
+// that refusals of one tier in the same millisecond share one error: a
+// limiter under a flood of refusals allocates about one LimitedError per
+// tier and millisecond, not one per call.
 type LimitedError struct {
-	c     *config
-	tier  bulwark.Priority
-	reset atomic.Int64 // time.Duration
+	c         *config
+	tier      bulwark.Priority
+	over      bool // refused by a Keyed limiter's overflow bucket
+	remaining int64
+	reset     time.Duration
 }
 
-func (e *LimitedError) set(reset time.Duration) *LimitedError {
-	e.reset.Store(int64(reset))
-	return e
-}
-
-// Error returns "ratelimit: <name>: limited (<tier>)".
-func (e *LimitedError) Error() string { return e.c.msgs[e.tier.Index()] }
+// Error returns "ratelimit: <name>: limited (<tier>)", or for a Keyed
+// limiter's overflow bucket "ratelimit: <name>: key table full, overflow
+// bucket limited (<tier>)".
+func (e *LimitedError) Error() string { return e.c.msgs[b2i(e.over)][e.tier.Index()] }
 
 // Unwrap returns [ErrLimited] and the limiter's class.
-func (e *LimitedError) Unwrap() []error { return e.c.unwrap }
+func (e *LimitedError) Unwrap() []error { return e.c.unwrap[b2i(e.over)] }
 
 // Priority returns the tier that was refused.
 func (e *LimitedError) Priority() bulwark.Priority { return e.tier }
 
-// RetryAfter returns the time, at the refusal, until the refused tier
-// could take a token if nobody else took one meanwhile.
-func (e *LimitedError) RetryAfter() time.Duration { return time.Duration(e.reset.Load()) }
+// RetryAfter returns the time, at the refusal, until the refused call could
+// take its tokens (its cost, see [WithCost]) if nobody else took any
+// meanwhile, rounded up to the millisecond.
+func (e *LimitedError) RetryAfter() time.Duration { return e.reset }
 
-// Quota returns the quota view of the refused tier at the refusal:
-// Limit is the burst, Window the time the bucket takes to refill from
-// empty (burst/limit), Remaining 0 and Reset the same as RetryAfter.
+// Quota returns the quota view of the refused tier at the refusal: Limit is
+// the burst, Window the time the bucket takes to refill from empty
+// (burst/limit), Remaining the whole tokens the tier could take (0 unless
+// the call cost more than that), and Reset the same as RetryAfter.
 func (e *LimitedError) Quota() bulwark.Quota {
 	return bulwark.Quota{
-		Name:   e.c.name,
-		Limit:  int64(e.c.burst),
-		Window: e.c.window,
-		Reset:  e.RetryAfter(),
+		Name:      e.c.name,
+		Limit:     int64(e.c.burst),
+		Window:    e.c.window,
+		Remaining: e.remaining,
+		Reset:     e.reset,
 	}
 }
 
-// shared is a bucket used by many callers, with one preallocated refusal
-// per tier.
-type shared struct {
-	b    bucket
-	errs [bulwark.NumPriorities]LimitedError
+// CostError is the refusal of a call whose cost ([WithCost]) the limiter
+// can never grant: above the burst (a bucket never holds more), or
+// negative. It wraps [ErrCost] and [bulwark.ErrRejected]; retrying cannot
+// help, so it carries no hint and Retryable reports false.
+type CostError struct {
+	Name  string // the limiter's name
+	Cost  int    // the cost asked
+	Burst int    // the burst at the refusal
 }
 
-func (s *shared) init(c *config) {
-	s.b.init(c)
-	for _, p := range bulwark.Priorities {
-		s.errs[p.Index()].c = c
-		s.errs[p.Index()].tier = p
+// Error says what was asked and what the limiter can grant.
+func (e *CostError) Error() string {
+	prefix := "ratelimit: "
+	if e.Name != "" {
+		prefix += e.Name + ": "
 	}
+	if e.Cost < 0 {
+		return fmt.Sprintf("%snegative cost %d", prefix, e.Cost)
+	}
+	return fmt.Sprintf("%scost %d above the burst %d: never admitted", prefix, e.Cost, e.Burst)
+}
+
+// Unwrap returns [ErrCost] and [bulwark.ErrRejected].
+func (e *CostError) Unwrap() []error { return costUnwrap }
+
+// Retryable reports false: the same call is refused again.
+func (e *CostError) Retryable() bool { return false }
+
+var costUnwrap = []error{ErrCost, bulwark.ErrRejected}
+
+// errCache keeps the latest refusal of each tier, own and overflow, so that
+// refusals with the same numbers share one immutable error.
+type errCache [2][bulwark.NumPriorities]atomic.Pointer[LimitedError]
+
+// get returns a LimitedError with these values: the cached one when its
+// values are these, otherwise a new one, which it caches.
+func (ec *errCache) get(c *config, over bool, i int, remaining int64, reset time.Duration) *LimitedError {
+	const ms = time.Millisecond
+	if r := reset % ms; r != 0 && reset <= math.MaxInt64-ms {
+		reset += ms - r
+	}
+	slot := &ec[b2i(over)][i]
+	if e := slot.Load(); e != nil && e.c == c && e.reset == reset && e.remaining == remaining {
+		return e
+	}
+	e := &LimitedError{c: c, tier: bulwark.Sheddable + bulwark.Priority(i), over: over, remaining: remaining, reset: reset}
+	slot.Store(e)
+	return e
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func noopDone(error) {}

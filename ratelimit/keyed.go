@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"hash/maphash"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,34 +29,68 @@ import (
 //
 // Memory is bounded by [WithMaxKeys]. When a new key arrives and the table
 // is full, a bucket that has refilled to full is evicted and the new key
-// takes its place — a key that comes back gets a fresh, full bucket, which
-// is exactly what it had, so eviction never grants more than the bucket
-// would have. A partly spent bucket is never evicted: while every live key
-// is partly spent, new keys share the overflow bucket. The table is split
-// into shards (up to 64, of at least 512 keys each) that each hold an
-// equal part of the cap, so a new key may share the overflow bucket while
-// another shard still has room. Each shard keeps its buckets in a heap by
-// the earliest time each can be full again: finding a full bucket costs
+// takes its place — a key that comes back gets a fresh bucket, which is
+// what it had, so eviction never grants more than the bucket would have. A
+// partly spent bucket is never evicted: while every live key is partly
+// spent, new keys share the overflow bucket. The table is split into
+// shards (up to 64, of at least 512 keys each) that each hold an equal part
+// of the cap, so a new key may share the overflow bucket while another
+// shard still has room. Each shard keeps its buckets in a heap by the
+// earliest time each can be full again: finding a full bucket costs
 // O(log n) per take since the last search, and knowing there is none
 // costs nothing.
 //
-// Refusals wrap [ErrLimited] and [bulwark.ErrRejected] (see [WithClass]). A
-// refusal by a key's own bucket allocates its [*LimitedError]; refusals by
-// the shared buckets do not.
+// The overflow bucket has one key's limit and burst, shared by every key
+// that overflows: a flood of one-off keys past the cap gets limit calls per
+// second (plus the burst) between them all — in a run of 1M one-off keys
+// at 10 000 keys in the table, about one first call in ten was admitted.
+// It is no wider because any key may be among those that overflow, and
+// none may take more than its own quota. Running out of table space is
+// this side's capacity, not the caller's quota: the overflow bucket's
+// refusals wrap [bulwark.ErrUnavailable] (HTTP 503), whatever [WithClass]
+// says. And what a key takes from the overflow bucket is charged to it: a
+// key that gets a bucket of its own soon after (when another became
+// evictable) starts it less what it took, so over any window a key is
+// admitted at most burst + limit × window calls, own and overflow bucket
+// together. The charges are kept in 1024 slots by hash of the key, so a
+// new key whose slot another key charged starts its bucket lower too; a
+// charge is paid back at the limit's rate.
+//
+// Refusals by a key's own and the no-key bucket wrap [ErrLimited] and
+// [bulwark.ErrRejected] (see [WithClass]); they are immutable
+// [*LimitedError] values, shared by equal refusals of one tier.
 //
 // A Keyed limiter is safe for concurrent use. The zero value is not usable.
 type Keyed struct {
-	c          config
+	tunable
 	keyFn      func(context.Context) string // nil: the CallInfo's key
+	cost       func(context.Context) int
 	seed       maphash.Seed
 	shards     []shard
 	mask       uint64
-	noKey      shared
-	over       shared
+	maxKeys    int
+	noKey      bucket
+	over       bucket
+	errs       errCache
 	keys       atomic.Int64        // live keys
 	overflowed atomic.Int64        // decisions of the overflow bucket
+	overLast   atomic.Int64        // Unix ns of the latest overflow decision
 	counts     *telemetry.Counters // decisions of the shared buckets
 	reg        *telemetry.Registration
+
+	debtMu   sync.Mutex
+	debtUsed atomic.Bool      // a charge was ever made
+	debts    *[debtSlots]debt // made at the first charge
+}
+
+// debtSlots is the number of overflow charge slots of a Keyed limiter.
+const debtSlots = 1024
+
+// debt is what the keys of one slot took from the overflow bucket, paid
+// back at the limit's rate.
+type debt struct {
+	tokens float64
+	at     time.Time
 }
 
 type shard struct {
@@ -89,8 +124,10 @@ type entry struct {
 }
 
 var (
-	_ bulwark.Policy   = (*Keyed)(nil)
-	_ bulwark.Admitter = (*Keyed)(nil)
+	_ bulwark.Policy      = (*Keyed)(nil)
+	_ bulwark.Admitter    = (*Keyed)(nil)
+	_ bulwark.Snapshotter = (*Keyed)(nil)
+	_ bulwark.Controller  = (*Keyed)(nil)
 )
 
 // maxShards caps the shards of the key table; minShardKeys is the least
@@ -102,12 +139,16 @@ const (
 
 // NewKeyed returns a limiter named name with a bucket per key, each
 // holding burst tokens and refilling at limit tokens per second, starting
-// full. NewKeyed panics when limit is not positive or burst < 1.
+// full. NewKeyed panics, naming the argument, when limit is NaN or not
+// positive, or burst < 1.
 func NewKeyed(name string, limit rate.Limit, burst int, opts ...Option) *Keyed {
+	mustValid("NewKeyed", limit, burst)
 	o := newOptions(bulwark.ErrRejected, opts)
-	k := &Keyed{c: newConfig(name, limit, burst, &o), keyFn: o.keyFn, seed: maphash.MakeSeed()}
-	k.noKey.init(&k.c)
-	k.over.init(&k.c)
+	c := newConfig(name, limit, burst, &o)
+	k := &Keyed{keyFn: o.keyFn, cost: o.cost, seed: maphash.MakeSeed(), maxKeys: o.maxKeys}
+	k.cfg.Store(c)
+	k.noKey.init(c)
+	k.over.init(c)
 	n := 1
 	for n < maxShards && o.maxKeys/(2*n) >= minShardKeys {
 		n *= 2
@@ -126,25 +167,58 @@ func NewKeyed(name string, limit rate.Limit, burst int, opts ...Option) *Keyed {
 	return k
 }
 
+// Name returns the limiter's name.
+func (k *Keyed) Name() string { return k.cfg.Load().name }
+
+// Limit returns the current limit of each bucket, in tokens per second.
+func (k *Keyed) Limit() rate.Limit { return k.cfg.Load().limit }
+
+// Burst returns the current burst of each bucket.
+func (k *Keyed) Burst() int { return k.cfg.Load().burst }
+
+// SetLimit sets the limit of every bucket from now on: SetLimitAt(time.Now(),
+// limit).
+func (k *Keyed) SetLimit(limit rate.Limit) error { return k.SetLimitAt(time.Now(), limit) }
+
+// SetLimitAt sets the limit of every bucket from t on, as
+// [Limiter.SetLimitAt] does. Each bucket applies the change the next time a
+// call looks at it, as of t. The table's estimates of when each bucket is
+// full again are kept: after a raise, a bucket may be evicted a little
+// later than it could be (never earlier). It returns an error, and changes
+// nothing, when limit is NaN or not positive.
+func (k *Keyed) SetLimitAt(t time.Time, limit rate.Limit) error {
+	return k.set("SetLimit", t, &limit, nil, "config", "")
+}
+
+// SetBurst sets the burst of every bucket from now on: SetBurstAt(time.Now(),
+// burst).
+func (k *Keyed) SetBurst(burst int) error { return k.SetBurstAt(time.Now(), burst) }
+
+// SetBurstAt sets the burst of every bucket from t on, as
+// [Limiter.SetBurstAt] does. It returns an error, and changes nothing, when
+// burst < 1.
+func (k *Keyed) SetBurstAt(t time.Time, burst int) error {
+	return k.set("SetBurst", t, nil, &burst, "config", "")
+}
+
 // Allow reports whether a call with ctx's key and priority may happen now,
-// and takes a token if it may. It is AllowAt(ctx, time.Now()).
+// and takes its tokens if it may. It is AllowAt(ctx, time.Now()).
 func (k *Keyed) Allow(ctx context.Context) bool {
 	return k.AllowAt(ctx, time.Now())
 }
 
 // AllowAt reports whether a call with ctx's key and priority may happen at
-// t, and takes a token if it may. Times earlier than one the key's bucket
-// has already seen count as that one; a bucket made after an eviction has
-// seen the instant of that eviction.
+// t, and takes its tokens if it may. Times earlier than one the key's
+// bucket has already seen count as that one; a bucket made after an
+// eviction has seen the instant of that eviction.
 func (k *Keyed) AllowAt(ctx context.Context, t time.Time) bool {
-	info := bulwark.CallInfoFrom(ctx)
-	_, _, ok := k.try(k.key(ctx, info), info, t, true)
-	return ok
+	return k.decide(ctx, t) == nil
 }
 
 // Do runs fn if a call with ctx's key and priority may happen now, and
-// otherwise returns a [*LimitedError] at once without calling fn. An ended
-// ctx is answered with ctx.Err().
+// otherwise returns a [*LimitedError] (a [*CostError] for a cost out of
+// range) at once without calling fn. An ended ctx is answered with
+// ctx.Err().
 func (k *Keyed) Do(ctx context.Context, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -168,42 +242,68 @@ func (k *Keyed) Admit(ctx context.Context) (done func(error), err error) {
 }
 
 // Wait blocks until a call with ctx's key and priority may happen, and
-// takes a token for it, or until ctx ends (it then returns ctx.Err()). When
-// ctx has a deadline before the earliest moment the tier could take a
-// token, Wait returns a [*LimitedError] at once. Only the outcome of a Wait
-// is counted as a decision, not each try.
+// takes its tokens, or until ctx ends (it then returns ctx.Err()). When ctx
+// has a deadline before the earliest moment the tier could take its
+// tokens, Wait returns a [*LimitedError] at once; a cost out of range is
+// refused at once with a [*CostError]. Only the outcome of a Wait is
+// counted as a decision (and as an overflow decision), not each try.
 func (k *Keyed) Wait(ctx context.Context) error {
 	info := bulwark.CallInfoFrom(ctx)
+	i := info.Priority.Index()
 	key := k.key(ctx, info)
-	var sh *shared
+	n := callCost(k.cost, ctx)
+	if err := checkCost(k.cfg.Load(), n); err != nil {
+		k.counts.Add(slotLimited+i, 1)
+		return err
+	}
+	var d outcome
 	reset, err := wait(ctx, func(t time.Time) (time.Duration, bool) {
-		var reset time.Duration
-		var ok bool
-		reset, sh, ok = k.try(key, info, t, false)
-		return reset, ok
+		d = k.try(key, info, n, t, false)
+		if d.ok {
+			return 0, true
+		}
+		if n > d.c.burst {
+			return -1, false // the burst was lowered meanwhile
+		}
+		return d.c.reset(i, n, d.tokens), false
 	})
-	if err == errPastDeadline {
-		k.counts.Add(slotLimited+info.Priority.Index(), 1)
-		return k.refusal(sh, info.Priority, reset)
+	switch err {
+	case errBadCost:
+		k.countRefusal(d, i)
+		return checkCost(d.c, n)
+	case errPastDeadline:
+		k.countRefusal(d, i)
+		return k.errs.get(d.c, d.over, i, d.c.remaining(i, d.tokens), reset)
 	}
 	return err
+}
+
+// countRefusal counts a refusal that try did not count.
+func (k *Keyed) countRefusal(d outcome, i int) {
+	k.counts.Add(slotLimited+i, 1)
+	if d.over {
+		k.overflowed.Add(1)
+	}
 }
 
 // QuotaAt returns the quota view of tier p of key's bucket at t without
 // taking a token (see [Limiter.QuotaAt]). A key without a bucket of its own
 // is reported as a fresh, full bucket; key "" is the no-key bucket.
 func (k *Keyed) QuotaAt(key string, p bulwark.Priority, t time.Time) bulwark.Quota {
+	cur := k.cfg.Load()
 	if key == "" {
-		return k.c.quota(p.Index(), k.noKey.b.peek(&k.c, t))
+		c, tokens := k.noKey.peek(cur, t)
+		return c.quota(p.Index(), tokens)
 	}
-	s := k.shard(key)
+	s := &k.shards[k.hash(key)&k.mask]
 	s.mu.RLock()
 	e := s.m[key]
 	s.mu.RUnlock()
 	if e == nil {
-		return k.c.quota(p.Index(), float64(k.c.burst))
+		return cur.quota(p.Index(), float64(cur.burst))
 	}
-	return k.c.quota(p.Index(), e.peek(&k.c, t))
+	c, tokens := e.peek(cur, t)
+	return c.quota(p.Index(), tokens)
 }
 
 // Keys returns the number of keys with a bucket of their own.
@@ -216,73 +316,122 @@ func (k *Keyed) key(ctx context.Context, info bulwark.CallInfo) string {
 	return info.Key
 }
 
-// decide takes a token at t for the call of ctx and counts the decision;
-// on refusal it returns the refusal error, nil on admission.
+// decide takes the tokens of ctx's call at t and counts the decision; on
+// refusal it returns the refusal error, nil on admission.
 func (k *Keyed) decide(ctx context.Context, t time.Time) error {
 	info := bulwark.CallInfoFrom(ctx)
-	reset, sh, ok := k.try(k.key(ctx, info), info, t, true)
-	if ok {
+	i := info.Priority.Index()
+	n := 1
+	if k.cost != nil {
+		n = k.cost(ctx)
+		if err := checkCost(k.cfg.Load(), n); err != nil {
+			k.counts.Add(slotLimited+i, 1)
+			return err
+		}
+	}
+	d := k.try(k.key(ctx, info), info, n, t, true)
+	if d.ok {
 		return nil
 	}
-	return k.refusal(sh, info.Priority, reset)
-}
-
-func (k *Keyed) refusal(sh *shared, p bulwark.Priority, reset time.Duration) error {
-	i := p.Index()
-	if sh != nil {
-		return sh.errs[i].set(reset)
+	if n > d.c.burst {
+		return checkCost(d.c, n)
 	}
-	e := &LimitedError{c: &k.c, tier: bulwark.Sheddable + bulwark.Priority(i)}
-	return e.set(reset)
+	return k.errs.get(d.c, d.over, i, d.c.remaining(i, d.tokens), d.c.reset(i, n, d.tokens))
 }
 
-// try takes a token at t for tier info.Priority of key's bucket, counting
+// outcome is what try decided, under which config, and the tokens left.
+type outcome struct {
+	c      *config
+	tokens float64
+	ok     bool
+	over   bool // decided by the overflow bucket
+}
+
+// try takes n tokens at t for tier info.Priority of key's bucket, counting
 // an admission (and a refusal when countLimited is true) and recording the
-// quota of an admission. It returns the shared bucket that decided (nil
-// for a key's own), and on refusal the time until the tier could take a
-// token.
-func (k *Keyed) try(key string, info bulwark.CallInfo, t time.Time, countLimited bool) (time.Duration, *shared, bool) {
+// quota of an admission.
+func (k *Keyed) try(key string, info bulwark.CallInfo, n int, t time.Time, countLimited bool) outcome {
 	i := info.Priority.Index()
+	cur := k.cfg.Load()
 	var (
-		tokens float64
-		sh     *shared
-		s      *shard
-		ok     bool
+		d outcome
+		s *shard
 	)
-	if k.c.inf {
-		tokens, ok = float64(k.c.burst), true
+	if cur.inf || n == 0 {
+		d = outcome{c: cur, tokens: float64(cur.burst), ok: true}
 	} else {
 		for {
-			var b *bucket
-			b, sh, s = k.route(key, t)
-			var evicted bool
-			tokens, ok, evicted = b.take(&k.c, i, t, info.Quota != nil, false)
+			var (
+				b       *bucket
+				h       uint64
+				evicted bool
+			)
+			b, d.over, s, h = k.route(key, t, cur)
+			d.c, d.tokens, d.ok, evicted = b.take(cur, i, n, t, info.Quota != nil, false)
 			if !evicted {
+				if d.over && d.ok {
+					k.charge(h, n, t, d.c)
+				}
 				break
 			}
 		}
-		if sh == &k.over {
-			k.overflowed.Add(1)
-		}
 	}
 	slot := slotAllowed + i
-	if !ok {
+	if !d.ok {
 		slot = slotLimited + i
 	}
-	if ok || countLimited {
+	if d.ok || countLimited {
 		if s != nil {
 			s.n[slot].Add(1)
 		} else {
 			k.counts.Add(slot, 1)
 		}
-	}
-	if ok {
-		if info.Quota != nil {
-			info.Quota.Record(k.c.quota(i, tokens))
+		if d.over {
+			k.overflowed.Add(1)
+			k.overLast.Store(t.UnixNano())
 		}
-		return 0, sh, true
 	}
-	return k.c.reset(i, tokens), sh, false
+	if d.ok && info.Quota != nil {
+		info.Quota.Record(d.c.quota(i, d.tokens))
+	}
+	return d
+}
+
+// charge records that the keys of hash h took n tokens from the overflow
+// bucket at t.
+func (k *Keyed) charge(h uint64, n int, t time.Time, c *config) {
+	k.debtMu.Lock()
+	if k.debts == nil {
+		k.debts = new([debtSlots]debt)
+	}
+	d := &k.debts[(h>>32)%debtSlots]
+	d.tokens = d.owed(t, c) + float64(n)
+	if t.After(d.at) {
+		d.at = t
+	}
+	k.debtMu.Unlock()
+	k.debtUsed.Store(true)
+}
+
+// owed returns what d still owes at t.
+func (d *debt) owed(t time.Time, c *config) float64 {
+	if d.tokens <= 0 {
+		return 0
+	}
+	if t.After(d.at) {
+		return max(0, d.tokens-t.Sub(d.at).Seconds()*float64(c.limit))
+	}
+	return d.tokens
+}
+
+// owedBy returns what the keys of hash h owe the overflow bucket at t.
+func (k *Keyed) owedBy(h uint64, t time.Time, c *config) float64 {
+	if !k.debtUsed.Load() {
+		return 0
+	}
+	k.debtMu.Lock()
+	defer k.debtMu.Unlock()
+	return k.debts[(h>>32)%debtSlots].owed(t, c)
 }
 
 // decisions returns the decision counts of every bucket, by slot.
@@ -298,40 +447,47 @@ func (k *Keyed) decisions() (n [2 * bulwark.NumPriorities]int64) {
 	return n
 }
 
-func (k *Keyed) shard(key string) *shard {
-	return &k.shards[maphash.String(k.seed, key)&k.mask]
-}
+func (k *Keyed) hash(key string) uint64 { return maphash.String(k.seed, key) }
 
-// route returns key's bucket and its shard, creating the bucket when there
-// is room; when there is none, the overflow bucket. sh is the shared
-// bucket it returned, if any (with a nil shard).
-func (k *Keyed) route(key string, t time.Time) (b *bucket, sh *shared, s *shard) {
+// route returns key's bucket, its shard and the key's hash, creating the
+// bucket when there is room; when there is none, the overflow bucket
+// (over is true, s nil). Key "" is the no-key bucket (s nil).
+func (k *Keyed) route(key string, t time.Time, cur *config) (b *bucket, over bool, s *shard, h uint64) {
 	if key == "" {
-		return &k.noKey.b, &k.noKey, nil
+		return &k.noKey, false, nil, 0
 	}
-	s = k.shard(key)
+	h = k.hash(key)
+	s = &k.shards[h&k.mask]
 	s.mu.RLock()
 	e := s.m[key]
 	s.mu.RUnlock()
 	if e != nil {
-		return &e.bucket, nil, s
+		return &e.bucket, false, s, h
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e = s.m[key]; e != nil {
-		return &e.bucket, nil, s
+		return &e.bucket, false, s, h
 	}
 	full := len(s.heap) >= s.max
-	if full && !k.evictFull(s, t) {
-		return &k.over.b, &k.over, nil
+	if full && !k.evictFull(s, t, cur) {
+		return &k.over, true, nil, h
 	}
 	at := t
 	if at.Before(s.evictedAt) {
 		at = s.evictedAt
 	}
 	e = &entry{key: strings.Clone(key), fullAt: at}
-	e.init(&k.c)
+	e.init(cur)
 	e.last = at
+	if owed := k.owedBy(h, at, cur); owed > 0 && !cur.inf {
+		// What the key's slot took from the overflow bucket is not to be
+		// had again.
+		m := int(math.Ceil(min(owed, float64(cur.burst))))
+		e.lim.AllowN(at, m)
+		e.floor = float64(cur.burst - m)
+		e.fullAt = at.Add(durationFromTokens(cur.limit, float64(m)))
+	}
 	s.m[e.key] = e
 	if full {
 		// The evicted entry was the root: the new one takes its place.
@@ -344,7 +500,7 @@ func (k *Keyed) route(key string, t time.Time) (b *bucket, sh *shared, s *shard)
 		s.up(e.i)
 		k.keys.Add(1)
 	}
-	return &e.bucket, nil, s
+	return &e.bucket, false, s, h
 }
 
 // evictFull looks for a bucket of s that is full at t. When it finds one,
@@ -355,14 +511,15 @@ func (k *Keyed) route(key string, t time.Time) (b *bucket, sh *shared, s *shard)
 // truth, which only a take can make stale again; so a search costs
 // O(log n) per take since the last one, and nothing when no bucket can be
 // full yet.
-func (k *Keyed) evictFull(s *shard, t time.Time) bool {
-	burst := float64(k.c.burst)
+func (k *Keyed) evictFull(s *shard, t time.Time, cur *config) bool {
 	for len(s.heap) > 0 {
 		e := s.heap[0]
 		if e.fullAt.After(t) {
 			return false
 		}
 		e.mu.Lock()
+		c := e.syncLocked(cur)
+		burst := float64(c.burst)
 		bt := t
 		if bt.Before(e.last) {
 			bt = e.last
@@ -377,7 +534,7 @@ func (k *Keyed) evictFull(s *shard, t time.Time) bool {
 			delete(s.m, e.key)
 			return true
 		}
-		e.fullAt = bt.Add(durationFromTokens(k.c.limit, burst-tokens))
+		e.fullAt = bt.Add(durationFromTokens(c.limit, burst-tokens))
 		e.mu.Unlock()
 		s.down(0)
 	}

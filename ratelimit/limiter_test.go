@@ -23,7 +23,7 @@ func TestContract(t *testing.T) {
 		bulwarktest.TestPolicy(t, func() bulwark.Policy { return ratelimit.NewKeyed("contract", 1000, 1000) })
 	})
 	t.Run("Inf", func(t *testing.T) {
-		bulwarktest.TestPolicy(t, func() bulwark.Policy { return ratelimit.New("contract", rate.Inf, 0) })
+		bulwarktest.TestPolicy(t, func() bulwark.Policy { return ratelimit.New("contract", rate.Inf, 100) })
 	})
 	t.Run("Chain", func(t *testing.T) {
 		bulwarktest.TestPolicy(t, func() bulwark.Policy {
@@ -390,13 +390,13 @@ func TestTimeGoesBack(t *testing.T) {
 }
 
 func TestInf(t *testing.T) {
-	l := ratelimit.New("free", rate.Inf, 0)
+	l := ratelimit.New("free", rate.Inf, 100)
 	for i := 0; i < 1000; i++ {
 		if !l.Allow(tierCtx(bulwark.Sheddable)) {
 			t.Fatalf("call %d refused by an infinite limit", i)
 		}
 	}
-	k := ratelimit.NewKeyed("free", rate.Inf, 0)
+	k := ratelimit.NewKeyed("free", rate.Inf, 100)
 	for i := 0; i < 1000; i++ {
 		if !k.Allow(bulwark.WithKey(context.Background(), "a")) {
 			t.Fatalf("call %d refused by an infinite keyed limit", i)

@@ -44,9 +44,9 @@ func decisionsInstrument(m metric.Meter) metric.Int64ObservableCounter {
 func registerLimiter(l *Limiter, mp metric.MeterProvider) {
 	m := telemetry.Meter(mp, "ratelimit")
 	decisions := decisionsInstrument(m)
-	sets := decisionSets(l.c.name)
+	sets := decisionSets(l.Name())
 	l.reg = telemetry.Register(m, l, func(l *Limiter, o metric.Observer) {
-		n := l.s.b.counts()
+		n := l.b.counts()
 		for i, v := range n {
 			o.ObserveInt64(decisions, v, sets[i].Observe...)
 		}
@@ -60,8 +60,8 @@ func registerKeyed(k *Keyed, mp metric.MeterProvider) {
 		"Keys with a bucket of their own in the keyed rate limiter.", "{key}")
 	overflow := telemetry.Int64ObservableCounter(m, "bulwark.ratelimit.overflow",
 		"Decisions made by the shared overflow bucket because the key cap was reached.", "{decision}")
-	name := telemetry.NewSet(telemetry.KeyPolicyName.String(k.c.name))
-	sets := decisionSets(k.c.name)
+	name := telemetry.NewSet(telemetry.KeyPolicyName.String(k.Name()))
+	sets := decisionSets(k.Name())
 	k.reg = telemetry.Register(m, k, func(k *Keyed, o metric.Observer) {
 		for i, v := range k.decisions() {
 			o.ObserveInt64(decisions, v, sets[i].Observe...)

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -82,5 +83,6 @@ func TestMetrics(t *testing.T) {
 		if keys := r.Int64("bulwark.ratelimit.keys"); !ok || mono || len(keys) != 1 || r.Int64Total("bulwark.ratelimit.keys") != 2 {
 			t.Errorf("keys = %v (an int64 sum: %v, monotonic: %v), want one point of 2 (a non-monotonic sum)", keys, ok, mono)
 		}
+		runtime.KeepAlive(k) // its metrics are held weakly
 	})
 }
