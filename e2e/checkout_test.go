@@ -458,16 +458,8 @@ func TestCheckoutSharedRedis(t *testing.T) {
 	a := startCheckout(t, "-redis", addr, "-client-rate", "5")
 	b := startCheckout(t, "-redis", addr, "-client-rate", "5")
 
-	r1 := a.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", "fleet-1")
-	if r1.code != 201 {
-		t.Fatalf("charge on A = %s", r1)
-	}
-	r2 := b.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", "fleet-1")
-	if r2.code != 201 || r2.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(r1.body, r2.body) {
-		t.Fatalf("the same charge on B = %s, want A's answer %s replayed", r2, r1.body)
-	}
-	if executed, _ := b.stats(); executed != 0 {
-		t.Fatalf("B's charges_executed = %d, want 0 (replayed from A's record)", executed)
+	if r := a.do("GET", "/readyz?verbose", ""); r.code != 200 || !strings.Contains(string(r.body), "[+]redis ok") {
+		t.Fatalf("/readyz?verbose = %s, want the redis check passing", r)
 	}
 	// The client quota is fleet-wide: 5/s across both instances, so ten
 	// quick calls split between them cannot all pass.
@@ -488,9 +480,16 @@ func TestCheckoutSharedRedis(t *testing.T) {
 	if limited == 0 {
 		t.Fatal("10 calls of one client over two instances sharing a 5/s quota: none limited")
 	}
-	r := a.do("GET", "/readyz?verbose", "")
-	if r.code != 200 || !strings.Contains(string(r.body), "[+]redis ok") {
-		t.Fatalf("/readyz?verbose = %s, want the redis check passing", r)
+	r1 := a.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", "fleet-1")
+	if r1.code != 201 {
+		t.Fatalf("charge on A = %s", r1)
+	}
+	r2 := b.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", "fleet-1")
+	if r2.code != 201 || r2.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(r1.body, r2.body) {
+		t.Fatalf("the same charge on B = %s, want A's answer %s replayed", r2, r1.body)
+	}
+	if executed, _ := b.stats(); executed != 0 {
+		t.Fatalf("B's charges_executed = %d, want 0 (replayed from A's record)", executed)
 	}
 }
 

@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/health"
+	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
 // fleet is what instances share through Redis (-redis): idempotency
@@ -17,6 +20,7 @@ import (
 type fleet struct {
 	cfg    config
 	client *redis.Client
+	local  *ratelimit.Limiter // the capacity's fallback while Redis is out
 }
 
 // connectFleet connects to the -redis server, if any, and checks that it
@@ -54,8 +58,34 @@ func (f *fleet) close() {
 // breakerOptions are the payment breakers' options for shared state.
 func (f *fleet) breakerOptions() []breaker.Option { return nil }
 
-// catalog returns the catalog's fleet-wide limiters, or nil in memory.
-func (f *fleet) catalog() *fleetPolicies { return nil }
+// catalog returns the catalog's fleet-wide limiters, or nil in memory:
+// one GCRA decision in Redis per call, for every client's quota and for
+// the shared capacity. While Redis is out, the capacity falls back to a
+// local limiter at the same rate (one instance's share would be better
+// when the fleet's size is known), and client quotas fail open: the local
+// capacity still bounds the load.
+func (f *fleet) catalog() *fleetPolicies {
+	if f.client == nil {
+		return nil
+	}
+	burst := func(r float64) int { return max(1, int(r)) }
+	f.local = ratelimit.New("catalog-local", rate.Limit(f.cfg.catalogRate), burst(f.cfg.catalogRate))
+	return &fleetPolicies{
+		clientQuota: ratelimit.NewKeyedRedis("catalog-client", f.client,
+			rate.Limit(f.cfg.clientRate), burst(f.cfg.clientRate),
+			ratelimit.WithPrefix("checkout:")),
+		capacity: ratelimit.NewRedis("catalog", f.client,
+			rate.Limit(f.cfg.catalogRate), burst(f.cfg.catalogRate),
+			ratelimit.WithPrefix("checkout:"), ratelimit.WithFallback(f.local)),
+	}
+}
 
-// register adds the fleet's own checks to s.
-func (f *fleet) register(s *service) {}
+// register adds the fleet's own checks to s: Redis is critical, since
+// without it the fleet's idempotency guarantee does not hold.
+func (f *fleet) register(s *service) {
+	if f.client == nil {
+		return
+	}
+	s.reg.RegisterAs("catalog-local", f.local)
+	s.checker.Register("redis", health.PingCheck(f.client.Ping), health.WithComponentType("datastore"))
+}
