@@ -83,6 +83,7 @@ type checkoutServer struct {
 }
 
 func (c *checkoutServer) CreateCharge(ctx context.Context, req *checkoutpb.CreateChargeRequest) (*checkoutpb.Charge, error) {
+	c.s.executed.Add(1)
 	if err := validateCharge(req.GetAmount(), req.GetCurrency()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

@@ -44,6 +44,7 @@ type chargeRequest struct {
 }
 
 func (s *service) serveCharge(w http.ResponseWriter, r *http.Request) {
+	s.executed.Add(1)
 	var req chargeRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxChargeBytes))
 	dec.DisallowUnknownFields()

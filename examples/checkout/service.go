@@ -41,7 +41,7 @@ type service struct {
 	// checker answers the health probes and runs the drain.
 	checker *health.Checker
 
-	executed     atomic.Int64  // runs of the charge handler's body
+	executed     atomic.Int64  // runs of a charge handler's body (HTTP or gRPC)
 	paymentCalls *atomic.Int64 // calls that reached a provider
 }
 
@@ -132,11 +132,10 @@ func validateCharge(amount int64, currency string) error {
 	return nil
 }
 
-// charge runs the body of a charge: count it, call the provider, and make
-// the charge that the handler answers. key is the caller's idempotency key,
+// charge runs a valid charge: call the provider, and make the charge that
+// the handler answers. key is the caller's idempotency key,
 // passed on to the provider.
 func (s *service) charge(ctx context.Context, key string, amount int64, currency string) (charge, error) {
-	s.executed.Add(1)
 	if _, err := s.payments.charge(ctx, key, amount, currency); err != nil {
 		return charge{}, err
 	}
