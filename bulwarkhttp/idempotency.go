@@ -83,10 +83,12 @@ type idemHandler struct {
 
 // idemState is the per-request buffers, reused.
 type idemState struct {
-	body bytes.Buffer
-	rd   heldBody
-	hash hash.Hash
-	w    idemWriter
+	body    bytes.Buffer
+	limit   io.LimitedReader
+	rd      heldBody
+	hash    hash.Hash
+	scratch []byte
+	w       idemWriter
 }
 
 // heldBody is the request body read for the fingerprint, handed to the
@@ -136,7 +138,9 @@ func (h *idemHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hasBody := r.Body != nil && r.Body != http.NoBody
 	if hasBody {
 		max := g.MaxRequestBytes()
-		n, err := s.body.ReadFrom(io.LimitReader(r.Body, max+1))
+		s.limit = io.LimitedReader{R: r.Body, N: max + 1}
+		n, err := s.body.ReadFrom(&s.limit)
+		s.limit.R = nil
 		var mbe *http.MaxBytesError
 		switch {
 		case n > max || errors.As(err, &mbe):
@@ -150,13 +154,15 @@ func (h *idemHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if g.Fingerprinted() {
+		b := append(s.scratch[:0], r.Method...)
+		b = append(b, 0)
+		b = append(b, r.URL.EscapedPath()...)
+		b = append(b, '?')
+		b = append(b, r.URL.RawQuery...)
+		b = append(b, 0)
+		s.scratch = b
 		s.hash.Reset()
-		io.WriteString(s.hash, r.Method)
-		s.hash.Write([]byte{0})
-		io.WriteString(s.hash, r.URL.EscapedPath())
-		s.hash.Write([]byte{'?'})
-		io.WriteString(s.hash, r.URL.RawQuery)
-		s.hash.Write([]byte{0})
+		s.hash.Write(b)
 		s.hash.Write(s.body.Bytes())
 		s.hash.Sum(fp[:0])
 	}
@@ -243,14 +249,18 @@ func (h *idemHandler) storable(status int) bool {
 	return false
 }
 
+// replayedTrue is the value of Idempotent-Replayed, shared by every
+// replay (net/http only reads it).
+var replayedTrue = []string{"true"}
+
 // replay writes a stored response.
 func replay(w http.ResponseWriter, rec *idempotency.Record) {
 	h := w.Header()
 	for _, f := range rec.Header {
 		h[f.Name] = append(h[f.Name], f.Value)
 	}
-	h.Set(headerReplayed, "true")
-	h.Set("Content-Length", strconv.Itoa(len(rec.Body)))
+	h[headerReplayed] = replayedTrue
+	h["Content-Length"] = []string{strconv.Itoa(len(rec.Body))}
 	w.WriteHeader(rec.Status)
 	if len(rec.Body) > 0 {
 		_, _ = w.Write(rec.Body)

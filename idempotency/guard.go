@@ -126,12 +126,13 @@ func (g *Guard) Begin(ctx context.Context, key, scope string, fp Fingerprint) (*
 			window = left
 		}
 	}
-	c := &Call{g: g, key: sk, fp: fp, deadline: now.Add(window)}
-	_, _ = rand.Read(c.token[:])
+	var token Token
+	_, _ = rand.Read(token[:])
+	call := func() *Call { return &Call{g: g, key: sk, token: token, fp: fp, deadline: now.Add(window)} }
 
 	sctx, cancel := g.storeContext(ctx)
 	start := time.Now()
-	cl, err := g.store.Claim(sctx, sk, c.token, fp, window+2*g.o.timeout)
+	cl, err := g.store.Claim(sctx, sk, token, fp, window+2*g.o.timeout)
 	cancel()
 	g.m.storeDuration(start)
 	if err != nil {
@@ -141,6 +142,7 @@ func (g *Guard) Begin(ctx context.Context, key, scope string, fp Fingerprint) (*
 		}
 		g.m.count(resultStoreError)
 		if g.o.failOpen {
+			c := call()
 			c.g = nil // executes without a claim
 			return c, nil, nil
 		}
@@ -149,7 +151,7 @@ func (g *Guard) Begin(ctx context.Context, key, scope string, fp Fingerprint) (*
 	switch cl.State {
 	case Claimed:
 		g.m.count(resultExecuted)
-		return c, nil, nil
+		return call(), nil, nil
 	case InFlight:
 		if cl.Fingerprint != fp {
 			g.m.count(resultMismatch)
