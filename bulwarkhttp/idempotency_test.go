@@ -35,12 +35,19 @@ func newIdemServer(t *testing.T, store idempotency.Store, h http.HandlerFunc, op
 		s.runs.Add(1)
 		h(w, r)
 	})
-	s.srv = httptest.NewUnstartedServer(bulwarkhttp.Idempotency(store, opts...)(counted))
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handler panics are expected
-	s.srv.Start()
-	t.Cleanup(s.srv.Close)
+	s.srv = newLoopbackServer(t, bulwarkhttp.Idempotency(store, opts...)(counted))
 	s.c = s.srv.Client()
 	return s
+}
+
+// newLoopbackServer serves h on 127.0.0.1, without logging the handler
+// panics tests provoke.
+func newLoopbackServer(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 type idemReq struct {
