@@ -528,3 +528,24 @@ func TestIdempotencyBodyReachesHandler(t *testing.T) {
 	})
 	s.do(t, idemReq{key: "k", body: string(body)})
 }
+
+// The middleware stacked on itself (same store, same options): the inner
+// one sees the outer one's claim and passes through, instead of answering
+// every first request with 409.
+func TestIdempotencyNestedInItself(t *testing.T) {
+	store := idempotency.NewMemoryStore()
+	var runs atomic.Int64
+	h := created()
+	inner := bulwarkhttp.Idempotency(store)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs.Add(1)
+		h(w, r)
+	}))
+	srv := newLoopbackServer(t, bulwarkhttp.Idempotency(store)(inner))
+	s := &idemServer{srv: srv, c: srv.Client()}
+	first := s.do(t, idemReq{key: "k", body: "a"})
+	again := s.do(t, idemReq{key: "k", body: "a"})
+	if first.status != 201 || again.status != 201 || again.body != first.body || again.header.Get("Idempotent-Replayed") != "true" || runs.Load() != 1 {
+		t.Fatalf("nested: first %d, again %d %v (runs %d); want 201 then its replay from one run",
+			first.status, again.status, again.header, runs.Load())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"math"
 	"slices"
 	"time"
 )
@@ -119,6 +120,12 @@ func (g *Guard) Begin(ctx context.Context, key, scope string, fp Fingerprint) (*
 		fp = Fingerprint{}
 	}
 	sk := storedKey(scope, key)
+	if active, _ := ctx.Value(activeKey{}).(string); active == sk {
+		// A Guard nested in one that already owns this key (the same
+		// middleware stacked twice): the outer call is the one that
+		// counts; this one passes through.
+		return &Call{}, nil, nil
+	}
 	now := time.Now()
 	window := g.o.lease
 	if dl, ok := ctx.Deadline(); ok {
@@ -126,13 +133,16 @@ func (g *Guard) Begin(ctx context.Context, key, scope string, fp Fingerprint) (*
 			window = left
 		}
 	}
+	if window <= 0 {
+		return nil, nil, context.DeadlineExceeded
+	}
 	var token Token
 	_, _ = rand.Read(token[:])
 	call := func() *Call { return &Call{g: g, key: sk, token: token, fp: fp, deadline: now.Add(window)} }
 
 	sctx, cancel := g.storeContext(ctx)
 	start := time.Now()
-	cl, err := g.store.Claim(sctx, sk, token, fp, window+2*g.o.timeout)
+	cl, err := g.store.Claim(sctx, sk, token, fp, addSat(window, addSat(g.o.timeout, g.o.timeout)))
 	cancel()
 	g.m.storeDuration(start)
 	if err != nil {
@@ -189,6 +199,18 @@ func (g *Guard) storeContext(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, g.o.timeout)
 }
 
+// activeKey is the context key under which a Call's context carries the
+// stored key it owns.
+type activeKey struct{}
+
+// addSat adds two non-negative durations, saturating at the largest.
+func addSat(a, b time.Duration) time.Duration {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxInt64
+}
+
 // storedKey is the hex SHA-256 of the scope and the client's key,
 // length-prefixed so that no two pairs collide.
 func storedKey(scope, key string) string {
@@ -222,7 +244,14 @@ func (c *Call) Deadline() time.Time { return c.deadline }
 
 // Context returns ctx bounded by the call's [Call.Deadline], for the
 // handler: a handler that honours its context never outlives its claim.
+// It also marks the key as owned, so that a Guard nested inside (the same
+// middleware stacked twice) passes the request through instead of
+// answering its own outer call with a conflict.
 func (c *Call) Context(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.g == nil {
+		return ctx, func() {}
+	}
+	ctx = context.WithValue(ctx, activeKey{}, c.key)
 	if dl, ok := ctx.Deadline(); ok && !dl.After(c.deadline) {
 		return ctx, func() {}
 	}

@@ -3,6 +3,7 @@ package idempotency_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/internal/metrictest"
+	"github.com/bulwark-go/bulwark/internal/redistest"
 )
 
 // faultStore wraps a Store: it fails or blocks each call as told and
@@ -327,6 +329,48 @@ func TestGuardOversized(t *testing.T) {
 		}
 		if _, _, err := begin(t, g, "k", "", fpA); !errors.Is(err, idempotency.ErrNotReplayable) {
 			t.Fatalf("duplicate = %v, want ErrNotReplayable (no second execution)", err)
+		}
+	})
+}
+
+func TestGuardHugeDurations(t *testing.T) {
+	for _, name := range []string{"memory", "redis"} {
+		t.Run(name, func(t *testing.T) {
+			var store idempotency.Store = idempotency.NewMemoryStore()
+			if name == "redis" {
+				store = idempotency.NewRedisStore(redistest.Start(t).Client())
+			}
+			g := idempotency.New(store, idempotency.WithLease(math.MaxInt64),
+				idempotency.WithRetention(math.MaxInt64), idempotency.WithStoreTimeout(math.MaxInt64))
+			ctx := context.Background()
+			c, _, err := g.Begin(ctx, "k", "", fpA)
+			if err != nil || c == nil {
+				t.Fatalf("Begin with MaxInt64 durations = %v, %v", c, err)
+			}
+			if !c.Deadline().After(time.Now().Add(100 * 365 * 24 * time.Hour)) {
+				t.Fatalf("deadline %v: want far in the future, not wrapped around", c.Deadline())
+			}
+			if _, _, err := g.Begin(ctx, "k", "", fpA); !errors.Is(err, idempotency.ErrInFlight) {
+				t.Fatalf("duplicate = %v, want ErrInFlight (the claim is live)", err)
+			}
+			if err := c.Complete(ctx, &idempotency.Record{Status: 200}); err != nil {
+				t.Fatalf("Complete = %v", err)
+			}
+			if _, rec, err := g.Begin(ctx, "k", "", fpA); rec == nil || err != nil {
+				t.Fatalf("replay = %v, %v", rec, err)
+			}
+		})
+	}
+}
+
+func TestGuardExpiredDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := idempotency.New(idempotency.NewMemoryStore())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		time.Sleep(time.Second)
+		if _, _, err := g.Begin(ctx, "k", "", fpA); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Begin past the deadline = %v, want DeadlineExceeded", err)
 		}
 	})
 }

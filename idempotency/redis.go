@@ -100,8 +100,12 @@ func (s *RedisStore) key(key string) string {
 	return s.prefix + "{" + key + "}"
 }
 
+// maxExpiry bounds PX arguments (about 35 years) so that Redis never
+// refuses one as out of range.
+const maxExpiry = 1 << 40
+
 func ms(d time.Duration) int64 {
-	return max(int64(d/time.Millisecond), 1)
+	return min(max(int64(d/time.Millisecond), 1), maxExpiry)
 }
 
 // Claim implements [Store]: one round trip.
