@@ -549,3 +549,58 @@ func TestIdempotencyNestedInItself(t *testing.T) {
 			first.status, again.status, again.header, runs.Load())
 	}
 }
+
+// Every way a response can reach the client through the held writer:
+// what the client gets is what the handler wrote, and a duplicate replays
+// it when it fit the limit (64 bytes here).
+func TestIdempotencyWriterShapes(t *testing.T) {
+	big := strings.Repeat("b", 100)
+	tests := []struct {
+		name       string
+		write      func(w http.ResponseWriter)
+		want       string
+		replayable bool
+	}{
+		{"one small write", func(w http.ResponseWriter) { io.WriteString(w, "small") }, "small", true},
+		{"exactly the limit", func(w http.ResponseWriter) { io.WriteString(w, big[:64]) }, big[:64], true},
+		{"one write over the limit", func(w http.ResponseWriter) { io.WriteString(w, big) }, big, false},
+		{"small then over", func(w http.ResponseWriter) { io.WriteString(w, "ab"); io.WriteString(w, big) }, "ab" + big, false},
+		{"flush then small", func(w http.ResponseWriter) {
+			io.WriteString(w, "ab")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "cd")
+		}, "abcd", true},
+		{"flush then over", func(w http.ResponseWriter) {
+			io.WriteString(w, "ab")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, big)
+			io.WriteString(w, "z")
+		}, "ab" + big + "z", false},
+		{"flush before anything", func(w http.ResponseWriter) { w.(http.Flusher).Flush(); io.WriteString(w, "x") }, "x", true},
+		{"early hints pass through", func(w http.ResponseWriter) {
+			w.Header().Set("Link", "</style.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			io.WriteString(w, "x")
+		}, "x", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newIdemServer(t, idempotency.NewMemoryStore(), func(w http.ResponseWriter, r *http.Request) { tt.write(w) },
+				idempotency.WithMaxResponseBytes(64))
+			first := s.do(t, idemReq{key: "k"})
+			if first.status != 200 || first.body != tt.want {
+				t.Fatalf("first = %d %q, want 200 %q", first.status, first.body, tt.want)
+			}
+			dup := s.do(t, idemReq{key: "k"})
+			if tt.replayable && (dup.status != 200 || dup.body != tt.want) {
+				t.Fatalf("duplicate = %d %q, want the replay of %q", dup.status, dup.body, tt.want)
+			}
+			if !tt.replayable {
+				wantProblem(t, dup, http.StatusConflict)
+			}
+			if s.runs.Load() != 1 {
+				t.Fatalf("handler ran %d times, want 1", s.runs.Load())
+			}
+		})
+	}
+}
