@@ -15,12 +15,12 @@ import (
 	"github.com/bulwark-go/bulwark/idempotency"
 )
 
-type paymentService struct {
+type idemPaymentService struct {
 	testpb.UnimplementedTestServiceServer
 	payments int
 }
 
-func (s *paymentService) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+func (s *idemPaymentService) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	s.payments++
 	return &testpb.SimpleResponse{Username: fmt.Sprintf("payment %d", s.payments)}, nil
 }
@@ -31,7 +31,7 @@ func (s *paymentService) UnaryCall(ctx context.Context, in *testpb.SimpleRequest
 func ExampleIdempotencyUnaryServerInterceptor() {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(
 		bulwarkgrpc.IdempotencyUnaryServerInterceptor(idempotency.NewMemoryStore())))
-	testpb.RegisterTestServiceServer(srv, &paymentService{})
+	testpb.RegisterTestServiceServer(srv, &idemPaymentService{})
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(lis)
 	defer srv.Stop()

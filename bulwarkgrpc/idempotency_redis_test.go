@@ -22,21 +22,21 @@ func TestIdempotencyInterceptorRedisTwoServers(t *testing.T) {
 	svcA, svcB := &idemService{}, &idemService{}
 	a := serveIdem(t, idempotency.NewRedisStore(rs.Client()), svcA)
 	b := serveIdem(t, idempotency.NewRedisStore(rs.Client()), svcB)
-	ctx := withKey(context.Background(), "idempotency-key", "k")
-	first, err := a.UnaryCall(ctx, req("pay"))
+	ctx := withIdemKey(context.Background(), "idempotency-key", "k")
+	first, err := a.UnaryCall(ctx, idemMsg("pay"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hdr metadata.MD
-	again, err := b.UnaryCall(ctx, req("pay"), grpc.Header(&hdr))
+	again, err := b.UnaryCall(ctx, idemMsg("pay"), grpc.Header(&hdr))
 	if err != nil || !proto.Equal(first, again) || svcB.runs.Load() != 0 || len(hdr.Get("idempotent-replayed")) != 1 {
 		t.Fatalf("replay on the other server = %v, %v (runs %d, header %v); want %v replayed", again, err, svcB.runs.Load(), hdr, first)
 	}
-	if _, err := b.UnaryCall(ctx, req("other")); status.Code(err) != codes.FailedPrecondition {
+	if _, err := b.UnaryCall(ctx, idemMsg("other")); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("other request on the other server = %v, want FAILED_PRECONDITION", err)
 	}
 	rs.Stop()
-	if _, err := b.UnaryCall(withKey(context.Background(), "idempotency-key", "k2"), req("x")); status.Code(err) != codes.Unavailable {
+	if _, err := b.UnaryCall(withIdemKey(context.Background(), "idempotency-key", "k2"), idemMsg("x")); status.Code(err) != codes.Unavailable {
 		t.Fatalf("Redis stopped = %v, want UNAVAILABLE", err)
 	}
 }

@@ -45,9 +45,9 @@ func (s *idemService) EmptyCall(context.Context, *testpb.Empty) (*testpb.Empty, 
 	return &testpb.Empty{}, nil
 }
 
-// recoverInterceptor turns a handler panic into INTERNAL, as a server's
+// idemRecover turns a handler panic into INTERNAL, as a server's
 // recovery middleware would, so a test can panic.
-func recoverInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+func idemRecover(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = status.Errorf(codes.Internal, "panic: %v", r)
@@ -59,28 +59,28 @@ func recoverInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h
 func serveIdem(t *testing.T, store idempotency.Store, svc *idemService, opts ...idempotency.Option) testpb.TestServiceClient {
 	t.Helper()
 	_, conn := policytest.ServeGRPC(t, func(s *grpc.Server) { testpb.RegisterTestServiceServer(s, svc) },
-		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(recoverInterceptor, bulwarkgrpc.IdempotencyUnaryServerInterceptor(store, opts...))})
+		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(idemRecover, bulwarkgrpc.IdempotencyUnaryServerInterceptor(store, opts...))})
 	return testpb.NewTestServiceClient(conn)
 }
 
-func withKey(ctx context.Context, kv ...string) context.Context {
+func withIdemKey(ctx context.Context, kv ...string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
-func req(body string) *testpb.SimpleRequest {
+func idemMsg(body string) *testpb.SimpleRequest {
 	return &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte(body)}}
 }
 
 func TestIdempotencyInterceptorReplay(t *testing.T) {
 	svc := &idemService{}
 	c := serveIdem(t, idempotency.NewMemoryStore(), svc)
-	ctx := withKey(context.Background(), "idempotency-key", `"k1"`)
+	ctx := withIdemKey(context.Background(), "idempotency-key", `"k1"`)
 	var h1, h2 metadata.MD
-	first, err := c.UnaryCall(ctx, req("pay"), grpc.Header(&h1))
+	first, err := c.UnaryCall(ctx, idemMsg("pay"), grpc.Header(&h1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := c.UnaryCall(ctx, req("pay"), grpc.Header(&h2))
+	again, err := c.UnaryCall(ctx, idemMsg("pay"), grpc.Header(&h2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestIdempotencyInterceptorRules(t *testing.T) {
 			if k == "" {
 				return ctx
 			}
-			return withKey(ctx, "idempotency-key", k)
+			return withIdemKey(ctx, "idempotency-key", k)
 		}
 	}
 	answer := func(err error) func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
@@ -118,63 +118,63 @@ func TestIdempotencyInterceptorRules(t *testing.T) {
 		steps []step
 	}{
 		{name: "no key passes", steps: []step{
-			{ctx: key(""), req: req("a"), wantRuns: 1},
-			{ctx: key(""), req: req("a"), wantRuns: 2},
+			{ctx: key(""), req: idemMsg("a"), wantRuns: 1},
+			{ctx: key(""), req: idemMsg("a"), wantRuns: 2},
 		}},
 		{name: "key required", opts: []idempotency.Option{idempotency.WithKeyRequired(true)}, steps: []step{
-			{ctx: key(""), req: req("a"), wantCode: codes.InvalidArgument},
+			{ctx: key(""), req: idemMsg("a"), wantCode: codes.InvalidArgument},
 		}},
-		{name: "malformed", steps: []step{{ctx: key(`"abc`), req: req("a"), wantCode: codes.InvalidArgument}}},
+		{name: "malformed", steps: []step{{ctx: key(`"abc`), req: idemMsg("a"), wantCode: codes.InvalidArgument}}},
 		{name: "two values", steps: []step{{ctx: func(ctx context.Context) context.Context {
-			return withKey(ctx, "idempotency-key", "a", "idempotency-key", "b")
-		}, req: req("a"), wantCode: codes.InvalidArgument}}},
+			return withIdemKey(ctx, "idempotency-key", "a", "idempotency-key", "b")
+		}, req: idemMsg("a"), wantCode: codes.InvalidArgument}}},
 		{name: "request over the limit", opts: []idempotency.Option{idempotency.WithMaxRequestBytes(8)}, steps: []step{
-			{ctx: key("k"), req: req(strings.Repeat("x", 64)), wantCode: codes.InvalidArgument},
+			{ctx: key("k"), req: idemMsg(strings.Repeat("x", 64)), wantCode: codes.InvalidArgument},
 		}},
 		{name: "other request", steps: []step{
-			{ctx: key("k"), req: req("a"), wantRuns: 1},
-			{ctx: key("k"), req: req("b"), wantCode: codes.FailedPrecondition, wantRuns: 1},
+			{ctx: key("k"), req: idemMsg("a"), wantRuns: 1},
+			{ctx: key("k"), req: idemMsg("b"), wantCode: codes.FailedPrecondition, wantRuns: 1},
 		}},
 		{name: "scopes are isolated", steps: []step{
 			{ctx: func(ctx context.Context) context.Context {
-				return withKey(ctx, "idempotency-key", "k", "authorization", "alice")
-			}, req: req("a"), wantRuns: 1},
+				return withIdemKey(ctx, "idempotency-key", "k", "authorization", "alice")
+			}, req: idemMsg("a"), wantRuns: 1},
 			{ctx: func(ctx context.Context) context.Context {
-				return withKey(ctx, "idempotency-key", "k", "authorization", "bob")
-			}, req: req("a"), wantRuns: 2},
+				return withIdemKey(ctx, "idempotency-key", "k", "authorization", "bob")
+			}, req: idemMsg("a"), wantRuns: 2},
 			{ctx: func(ctx context.Context) context.Context {
-				return withKey(ctx, "idempotency-key", "k", "authorization", "alice")
-			}, req: req("a"), wantRuns: 2, replayed: true},
+				return withIdemKey(ctx, "idempotency-key", "k", "authorization", "alice")
+			}, req: idemMsg("a"), wantRuns: 2, replayed: true},
 		}},
 		{name: "methods", opts: []idempotency.Option{idempotency.WithMethods("/grpc.testing.TestService/EmptyCall")}, steps: []step{
-			{ctx: key("k"), req: req("a"), wantRuns: 1},
-			{ctx: key("k"), req: req("a"), wantRuns: 2},
+			{ctx: key("k"), req: idemMsg("a"), wantRuns: 1},
+			{ctx: key("k"), req: idemMsg("a"), wantRuns: 2},
 		}},
 		{name: "NOT_FOUND stored", unary: answer(status.Error(codes.NotFound, "no such order")), steps: []step{
-			{ctx: key("k"), req: req("a"), wantCode: codes.NotFound, wantRuns: 1},
-			{ctx: key("k"), req: req("a"), wantCode: codes.NotFound, wantRuns: 1, replayed: true},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.NotFound, wantRuns: 1},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.NotFound, wantRuns: 1, replayed: true},
 		}},
 		{name: "UNAVAILABLE released", unary: answer(status.Error(codes.Unavailable, "later")), steps: []step{
-			{ctx: key("k"), req: req("a"), wantCode: codes.Unavailable, wantRuns: 1},
-			{ctx: key("k"), req: req("a"), wantCode: codes.Unavailable, wantRuns: 2},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Unavailable, wantRuns: 1},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Unavailable, wantRuns: 2},
 		}},
 		{name: "INTERNAL released", unary: answer(status.Error(codes.Internal, "bug")), steps: []step{
-			{ctx: key("k"), req: req("a"), wantCode: codes.Internal, wantRuns: 1},
-			{ctx: key("k"), req: req("a"), wantCode: codes.Internal, wantRuns: 2},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Internal, wantRuns: 1},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Internal, wantRuns: 2},
 		}},
 		{name: "INTERNAL stored with WithStoreServerErrors", unary: answer(status.Error(codes.Internal, "bug")),
 			opts: []idempotency.Option{idempotency.WithStoreServerErrors(true)}, steps: []step{
-				{ctx: key("k"), req: req("a"), wantCode: codes.Internal, wantRuns: 1},
-				{ctx: key("k"), req: req("a"), wantCode: codes.Internal, wantRuns: 1, replayed: true},
+				{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Internal, wantRuns: 1},
+				{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Internal, wantRuns: 1, replayed: true},
 			}},
 		{name: "a refusal released even with WithStoreServerErrors", unary: answer(fmt.Errorf("policy: %w", bulwark.ErrRejected)),
 			opts: []idempotency.Option{idempotency.WithStoreServerErrors(true)}, steps: []step{
-				{ctx: key("k"), req: req("a"), wantCode: codes.Unknown, wantRuns: 1},
-				{ctx: key("k"), req: req("a"), wantCode: codes.Unknown, wantRuns: 2},
+				{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Unknown, wantRuns: 1},
+				{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Unknown, wantRuns: 2},
 			}},
 		{name: "panic released", unary: func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) { panic("boom") }, steps: []step{
-			{ctx: key("k"), req: req("a"), wantCode: codes.Internal, wantRuns: 1},
-			{ctx: key("k"), req: req("a"), wantCode: codes.Internal, wantRuns: 2},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Internal, wantRuns: 1},
+			{ctx: key("k"), req: idemMsg("a"), wantCode: codes.Internal, wantRuns: 2},
 		}},
 	}
 	for _, tt := range tests {
@@ -203,9 +203,9 @@ func TestIdempotencyInterceptorStoredErrorKeepsDetails(t *testing.T) {
 	st, _ := status.New(codes.FailedPrecondition, "card declined").WithDetails(&errdetails.ErrorInfo{Reason: "DECLINED"})
 	svc := &idemService{unary: func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) { return nil, st.Err() }}
 	c := serveIdem(t, idempotency.NewMemoryStore(), svc)
-	ctx := withKey(context.Background(), "idempotency-key", "k")
-	_, err1 := c.UnaryCall(ctx, req("a"))
-	_, err2 := c.UnaryCall(ctx, req("a"))
+	ctx := withIdemKey(context.Background(), "idempotency-key", "k")
+	_, err1 := c.UnaryCall(ctx, idemMsg("a"))
+	_, err2 := c.UnaryCall(ctx, idemMsg("a"))
 	s1, s2 := status.Convert(err1), status.Convert(err2)
 	if !proto.Equal(s1.Proto(), s2.Proto()) || svc.runs.Load() != 1 || len(s2.Details()) != 1 {
 		t.Fatalf("replayed %v, want %v with its detail from one run (runs %d)", s2.Proto(), s1.Proto(), svc.runs.Load())
@@ -220,12 +220,12 @@ func TestIdempotencyInterceptorInFlight(t *testing.T) {
 		return &testpb.SimpleResponse{Username: "done"}, nil
 	}}
 	c := serveIdem(t, idempotency.NewMemoryStore(), svc)
-	ctx := withKey(context.Background(), "idempotency-key", "k")
+	ctx := withIdemKey(context.Background(), "idempotency-key", "k")
 	done := make(chan error, 1)
-	go func() { _, err := c.UnaryCall(ctx, req("a")); done <- err }()
+	go func() { _, err := c.UnaryCall(ctx, idemMsg("a")); done <- err }()
 	<-entered
 	var tr metadata.MD
-	_, err := c.UnaryCall(ctx, req("a"), grpc.Trailer(&tr))
+	_, err := c.UnaryCall(ctx, idemMsg("a"), grpc.Trailer(&tr))
 	st := status.Convert(err)
 	if st.Code() != codes.Aborted {
 		t.Fatalf("duplicate in flight = %v, want ABORTED", err)
@@ -239,7 +239,7 @@ func TestIdempotencyInterceptorInFlight(t *testing.T) {
 	if hint != time.Second || strings.Join(tr.Get("grpc-retry-pushback-ms"), "") != "1000" {
 		t.Fatalf("RetryInfo %v, pushback %v; want 1s and 1000", hint, tr.Get("grpc-retry-pushback-ms"))
 	}
-	if _, err := c.UnaryCall(ctx, req("b")); status.Code(err) != codes.FailedPrecondition {
+	if _, err := c.UnaryCall(ctx, idemMsg("b")); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("other request in flight = %v, want FAILED_PRECONDITION", err)
 	}
 	close(release)
@@ -251,7 +251,7 @@ func TestIdempotencyInterceptorInFlight(t *testing.T) {
 func TestIdempotencyInterceptorConcurrentDuplicates(t *testing.T) {
 	svc := &idemService{}
 	c := serveIdem(t, idempotency.NewMemoryStore(), svc)
-	ctx := withKey(context.Background(), "idempotency-key", "dup")
+	ctx := withIdemKey(context.Background(), "idempotency-key", "dup")
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -262,7 +262,7 @@ func TestIdempotencyInterceptorConcurrentDuplicates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := c.UnaryCall(ctx, req("pay"))
+			resp, err := c.UnaryCall(ctx, idemMsg("pay"))
 			mu.Lock()
 			defer mu.Unlock()
 			codes_[status.Code(err)]++
@@ -290,16 +290,16 @@ func TestIdempotencyInterceptorClientGone(t *testing.T) {
 		return nil, ctx.Err()
 	}}
 	c := serveIdem(t, idempotency.NewMemoryStore(), svc)
-	ctx, cancel := context.WithCancel(withKey(context.Background(), "idempotency-key", "k"))
+	ctx, cancel := context.WithCancel(withIdemKey(context.Background(), "idempotency-key", "k"))
 	go func() { <-entered; cancel() }()
-	if _, err := c.UnaryCall(ctx, req("a")); status.Code(err) != codes.Canceled {
+	if _, err := c.UnaryCall(ctx, idemMsg("a")); status.Code(err) != codes.Canceled {
 		t.Fatalf("cancelled call = %v, want CANCELED", err)
 	}
 	<-returned
-	ctx = withKey(context.Background(), "idempotency-key", "k")
+	ctx = withIdemKey(context.Background(), "idempotency-key", "k")
 	var err error
 	for range 100 { // the release follows the handler's return by a moment
-		if _, err = c.UnaryCall(ctx, req("a")); status.Code(err) != codes.Aborted {
+		if _, err = c.UnaryCall(ctx, idemMsg("a")); status.Code(err) != codes.Aborted {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -314,33 +314,33 @@ func TestIdempotencyInterceptorOversized(t *testing.T) {
 		return &testpb.SimpleResponse{Username: strings.Repeat("x", 100)}, nil
 	}}
 	c := serveIdem(t, idempotency.NewMemoryStore(), svc, idempotency.WithMaxResponseBytes(16))
-	ctx := withKey(context.Background(), "idempotency-key", "k")
-	resp, err := c.UnaryCall(ctx, req("a"))
+	ctx := withIdemKey(context.Background(), "idempotency-key", "k")
+	resp, err := c.UnaryCall(ctx, idemMsg("a"))
 	if err != nil || len(resp.GetUsername()) != 100 {
 		t.Fatalf("first = %v, %v; want the full response", resp, err)
 	}
-	if _, err := c.UnaryCall(ctx, req("a")); status.Code(err) != codes.AlreadyExists || svc.runs.Load() != 1 {
+	if _, err := c.UnaryCall(ctx, idemMsg("a")); status.Code(err) != codes.AlreadyExists || svc.runs.Load() != 1 {
 		t.Fatalf("duplicate = %v (runs %d), want ALREADY_EXISTS without a second run", err, svc.runs.Load())
 	}
 }
 
-type downStore struct{ idempotency.Store }
+type idemDownStore struct{ idempotency.Store }
 
-func (downStore) Claim(context.Context, string, idempotency.Token, idempotency.Fingerprint, time.Duration) (idempotency.Claim, error) {
+func (idemDownStore) Claim(context.Context, string, idempotency.Token, idempotency.Fingerprint, time.Duration) (idempotency.Claim, error) {
 	return idempotency.Claim{}, errors.New("dial tcp 10.0.0.7:6379: connection refused")
 }
 
 func TestIdempotencyInterceptorStoreDown(t *testing.T) {
 	svc := &idemService{}
-	c := serveIdem(t, downStore{idempotency.NewMemoryStore()}, svc)
-	ctx := withKey(context.Background(), "idempotency-key", "k")
-	_, err := c.UnaryCall(ctx, req("a"))
+	c := serveIdem(t, idemDownStore{idempotency.NewMemoryStore()}, svc)
+	ctx := withIdemKey(context.Background(), "idempotency-key", "k")
+	_, err := c.UnaryCall(ctx, idemMsg("a"))
 	st := status.Convert(err)
 	if st.Code() != codes.Unavailable || strings.Contains(st.Message(), "10.0.0.7") || svc.runs.Load() != 0 || len(st.Details()) != 1 {
 		t.Fatalf("store down = %v %v (runs %d); want UNAVAILABLE with RetryInfo, no address, handler not run", st.Code(), st.Proto(), svc.runs.Load())
 	}
-	open := serveIdem(t, downStore{idempotency.NewMemoryStore()}, svc, idempotency.WithFailOpen(true))
-	if _, err := open.UnaryCall(ctx, req("a")); err != nil || svc.runs.Load() != 1 {
+	open := serveIdem(t, idemDownStore{idempotency.NewMemoryStore()}, svc, idempotency.WithFailOpen(true))
+	if _, err := open.UnaryCall(ctx, idemMsg("a")); err != nil || svc.runs.Load() != 1 {
 		t.Fatalf("fail open = %v (runs %d), want the handler's answer", err, svc.runs.Load())
 	}
 }
@@ -354,7 +354,7 @@ func TestIdempotencyInterceptorLease(t *testing.T) {
 		return &testpb.SimpleResponse{}, nil
 	}}
 	c := serveIdem(t, idempotency.NewMemoryStore(), svc, idempotency.WithLease(5*time.Second))
-	if _, err := c.UnaryCall(withKey(context.Background(), "idempotency-key", "k"), req("a")); err != nil {
+	if _, err := c.UnaryCall(withIdemKey(context.Background(), "idempotency-key", "k"), idemMsg("a")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/bulwark-go/bulwark/idempotency"
 )
 
-type userKey struct{}
+type idemUserKey struct{}
 
 // Idempotency-Key on a payment endpoint: the first POST executes, its
 // duplicate replays the stored answer with Idempotent-Replayed: true, and
@@ -30,13 +30,13 @@ func ExampleIdempotency() {
 	})
 	idem := bulwarkhttp.Idempotency(idempotency.NewMemoryStore(),
 		idempotency.WithScope(func(ctx context.Context) string {
-			user, _ := ctx.Value(userKey{}).(string)
+			user, _ := ctx.Value(idemUserKey{}).(string)
 			return user
 		}))
 	authenticate := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			user := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), idemUserKey{}, user)))
 		})
 	}
 	srv := httptest.NewServer(authenticate(idem(pay)))

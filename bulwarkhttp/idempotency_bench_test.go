@@ -27,11 +27,11 @@ func (w *idemBenchWriter) Write(b []byte) (int, error) { w.n += len(b); return l
 func (w *idemBenchWriter) Flush()                      {}
 func (w *idemBenchWriter) reset()                      { clear(w.h); w.status, w.n = 0, 0 }
 func newIdemBenchWriter() *idemBenchWriter             { return &idemBenchWriter{h: http.Header{}} }
-func (r *rewindBody) Read(p []byte) (int, error)       { return r.Reader.Read(p) }
-func (r *rewindBody) Close() error                     { return nil }
-func (r *rewindBody) rewind()                          { r.Reset(r.b) }
-func newRewindBody(b []byte) *rewindBody               { r := &rewindBody{b: b}; r.rewind(); return r }
-func (r *rewindBody) String() string                   { return string(r.b) }
+func (r *idemRewindBody) Read(p []byte) (int, error)   { return r.Reader.Read(p) }
+func (r *idemRewindBody) Close() error                 { return nil }
+func (r *idemRewindBody) rewind()                      { r.Reset(r.b) }
+func newIdemRewindBody(b []byte) *idemRewindBody       { r := &idemRewindBody{b: b}; r.rewind(); return r }
+func (r *idemRewindBody) String() string               { return string(r.b) }
 func idemBenchKeys(n int) (keys [][]string) {
 	for i := range n {
 		keys = append(keys, []string{"key-" + strconv.Itoa(i)})
@@ -39,8 +39,8 @@ func idemBenchKeys(n int) (keys [][]string) {
 	return
 }
 
-// rewindBody is a request body read again on each iteration.
-type rewindBody struct {
+// idemRewindBody is a request body read again on each iteration.
+type idemRewindBody struct {
 	bytes.Reader
 	b []byte
 }
@@ -70,7 +70,7 @@ func BenchmarkIdempotency(b *testing.B) {
 		}
 		for _, c := range cases {
 			b.Run(mp.Name+"/"+c.name, func(b *testing.B) {
-				w, body := newIdemBenchWriter(), newRewindBody(payload)
+				w, body := newIdemBenchWriter(), newIdemRewindBody(payload)
 				req := httptest.NewRequest(http.MethodPost, "/orders", body)
 				req.Header.Set("Authorization", "Bearer sk_test_123")
 				b.ReportAllocs()
@@ -90,7 +90,7 @@ func BenchmarkIdempotency(b *testing.B) {
 				var next atomic.Int64
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
-					w, body := newIdemBenchWriter(), newRewindBody(payload)
+					w, body := newIdemBenchWriter(), newIdemRewindBody(payload)
 					req := httptest.NewRequest(http.MethodPost, "/orders", body)
 					req.Header.Set("Authorization", "Bearer sk_test_"+strconv.FormatInt(next.Add(1), 10))
 					i := 0

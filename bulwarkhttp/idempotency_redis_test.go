@@ -19,7 +19,7 @@ import (
 func TestIdempotencyRedisTwoServers(t *testing.T) {
 	rs := redistest.Start(t)
 	var runs atomic.Int64
-	h := created()
+	h := idemCreated()
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		runs.Add(1)
 		time.Sleep(5 * time.Millisecond) // keep the claim in flight a little
@@ -31,7 +31,7 @@ func TestIdempotencyRedisTwoServers(t *testing.T) {
 		// Duplicates wait on the shared server; allow a loaded machine its
 		// scheduling delays rather than testing Redis's latency.
 		s := &idemServer{}
-		s.srv = newLoopbackServer(t, bulwarkhttp.Idempotency(idempotency.NewRedisStore(c),
+		s.srv = newIdemLoopback(t, bulwarkhttp.Idempotency(idempotency.NewRedisStore(c),
 			idempotency.WithStoreTimeout(2*time.Second))(counted))
 		s.c = s.srv.Client()
 		s.c.Transport.(*http.Transport).MaxIdleConnsPerHost = 32
@@ -78,8 +78,8 @@ func TestIdempotencyRedisTwoServers(t *testing.T) {
 func TestIdempotencyRedisOutage(t *testing.T) {
 	rs := redistest.Start(t)
 	c := rs.Client()
-	closed := newIdemServer(t, idempotency.NewRedisStore(c), created(), idempotency.WithStoreTimeout(100*time.Millisecond))
-	open := newIdemServer(t, idempotency.NewRedisStore(c), created(), idempotency.WithStoreTimeout(100*time.Millisecond),
+	closed := newIdemServer(t, idempotency.NewRedisStore(c), idemCreated(), idempotency.WithStoreTimeout(100*time.Millisecond))
+	open := newIdemServer(t, idempotency.NewRedisStore(c), idemCreated(), idempotency.WithStoreTimeout(100*time.Millisecond),
 		idempotency.WithFailOpen(true))
 	for _, tc := range []struct {
 		name     string
@@ -91,7 +91,7 @@ func TestIdempotencyRedisOutage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.down()
 			r := closed.do(t, idemReq{key: "k-" + tc.name})
-			wantProblem(t, r, http.StatusServiceUnavailable)
+			wantIdemProblem(t, r, http.StatusServiceUnavailable)
 			if r.header.Get("Retry-After") != "1" || closed.runs.Load() != 0 {
 				t.Fatalf("fail closed: Retry-After %q, runs %d; want 1 and the handler not run", r.header.Get("Retry-After"), closed.runs.Load())
 			}

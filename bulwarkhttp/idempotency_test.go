@@ -35,14 +35,14 @@ func newIdemServer(t *testing.T, store idempotency.Store, h http.HandlerFunc, op
 		s.runs.Add(1)
 		h(w, r)
 	})
-	s.srv = newLoopbackServer(t, bulwarkhttp.Idempotency(store, opts...)(counted))
+	s.srv = newIdemLoopback(t, bulwarkhttp.Idempotency(store, opts...)(counted))
 	s.c = s.srv.Client()
 	return s
 }
 
-// newLoopbackServer serves h on 127.0.0.1, without logging the handler
+// newIdemLoopback serves h on 127.0.0.1, without logging the handler
 // panics tests provoke.
-func newLoopbackServer(t *testing.T, h http.Handler) *httptest.Server {
+func newIdemLoopback(t *testing.T, h http.Handler) *httptest.Server {
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.Start()
@@ -102,7 +102,7 @@ func (s *idemServer) send(ctx context.Context, q idemReq) (idemResp, error) {
 
 // created answers 201 with a body that changes on every run, so a replay
 // is told from a second execution.
-func created() http.HandlerFunc {
+func idemCreated() http.HandlerFunc {
 	var n atomic.Int64
 	return func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -114,7 +114,7 @@ func created() http.HandlerFunc {
 	}
 }
 
-func wantProblem(t *testing.T, r idemResp, status int) {
+func wantIdemProblem(t *testing.T, r idemResp, status int) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status = %d (%s), want %d", r.status, r.body, status)
@@ -132,7 +132,7 @@ func wantProblem(t *testing.T, r idemResp, status int) {
 }
 
 func TestIdempotencyReplay(t *testing.T) {
-	s := newIdemServer(t, idempotency.NewMemoryStore(), created())
+	s := newIdemServer(t, idempotency.NewMemoryStore(), idemCreated())
 	first := s.do(t, idemReq{path: "/orders", key: `"k1"`, body: "pay 10"})
 	if first.status != http.StatusCreated || first.header.Get(http.CanonicalHeaderKey("Idempotent-Replayed")) != "" {
 		t.Fatalf("first = %d %v, want 201 without the replay marker", first.status, first.header)
@@ -179,50 +179,50 @@ func TestIdempotencyRules(t *testing.T) {
 		opts    []idempotency.Option
 		steps   []step
 	}{
-		{name: "no key passes through", handler: created(), steps: []step{
+		{name: "no key passes through", handler: idemCreated(), steps: []step{
 			{req: idemReq{body: "a"}, wantStatus: 201, wantRuns: 1},
 			{req: idemReq{body: "a"}, wantStatus: 201, wantRuns: 2},
 		}},
-		{name: "key required", handler: created(), opts: []idempotency.Option{idempotency.WithKeyRequired(true)}, steps: []step{
+		{name: "key required", handler: idemCreated(), opts: []idempotency.Option{idempotency.WithKeyRequired(true)}, steps: []step{
 			{req: idemReq{body: "a"}, wantStatus: 400, problem: true},
 			{req: idemReq{method: "GET"}, wantStatus: 201, wantRuns: 1}, // GET is not covered
 		}},
-		{name: "GET with a key passes through", handler: created(), steps: []step{
+		{name: "GET with a key passes through", handler: idemCreated(), steps: []step{
 			{req: idemReq{method: "GET", key: "k"}, wantStatus: 201, wantRuns: 1},
 			{req: idemReq{method: "GET", key: "k"}, wantStatus: 201, wantRuns: 2},
 		}},
-		{name: "PATCH covered, PUT with WithMethods", handler: created(), opts: []idempotency.Option{idempotency.WithMethods("PUT")}, steps: []step{
+		{name: "PATCH covered, PUT with WithMethods", handler: idemCreated(), opts: []idempotency.Option{idempotency.WithMethods("PUT")}, steps: []step{
 			{req: idemReq{method: "PATCH", key: "k"}, wantStatus: 201, wantRuns: 1},
 			{req: idemReq{method: "PATCH", key: "k"}, wantStatus: 201, wantRuns: 2},
 			{req: idemReq{method: "PUT", key: "k"}, wantStatus: 201, wantRuns: 3},
 			{req: idemReq{method: "PUT", key: "k"}, wantStatus: 201, wantRuns: 3, replayed: true},
 		}},
-		{name: "empty key", handler: created(), steps: []step{{req: idemReq{key: `""`}, wantStatus: 400, problem: true}}},
-		{name: "malformed key", handler: created(), steps: []step{{req: idemReq{key: `"abc`}, wantStatus: 400, problem: true}}},
-		{name: "key with a space", handler: created(), steps: []step{{req: idemReq{key: `a b`}, wantStatus: 400, problem: true}}},
-		{name: "256-character key", handler: created(), steps: []step{{req: idemReq{key: strings.Repeat("k", 256)}, wantStatus: 400, problem: true}}},
-		{name: "key list", handler: created(), steps: []step{{req: idemReq{key: `"a", "b"`}, wantStatus: 400, problem: true}}},
-		{name: "two key fields", handler: created(), steps: []step{
+		{name: "empty key", handler: idemCreated(), steps: []step{{req: idemReq{key: `""`}, wantStatus: 400, problem: true}}},
+		{name: "malformed key", handler: idemCreated(), steps: []step{{req: idemReq{key: `"abc`}, wantStatus: 400, problem: true}}},
+		{name: "key with a space", handler: idemCreated(), steps: []step{{req: idemReq{key: `a b`}, wantStatus: 400, problem: true}}},
+		{name: "256-character key", handler: idemCreated(), steps: []step{{req: idemReq{key: strings.Repeat("k", 256)}, wantStatus: 400, problem: true}}},
+		{name: "key list", handler: idemCreated(), steps: []step{{req: idemReq{key: `"a", "b"`}, wantStatus: 400, problem: true}}},
+		{name: "two key fields", handler: idemCreated(), steps: []step{
 			{req: idemReq{header: http.Header{"Idempotency-Key": {"a", "b"}}}, wantStatus: 400, problem: true},
 		}},
-		{name: "other body is 422", handler: created(), steps: []step{
+		{name: "other body is 422", handler: idemCreated(), steps: []step{
 			{req: idemReq{key: "k", body: "a"}, wantStatus: 201, wantRuns: 1},
 			{req: idemReq{key: "k", body: "b"}, wantStatus: 422, wantRuns: 1, problem: true},
 		}},
-		{name: "other path is 422", handler: created(), steps: []step{
+		{name: "other path is 422", handler: idemCreated(), steps: []step{
 			{req: idemReq{key: "k", path: "/a"}, wantStatus: 201, wantRuns: 1},
 			{req: idemReq{key: "k", path: "/b"}, wantStatus: 422, wantRuns: 1, problem: true},
 			{req: idemReq{key: "k", path: "/a?x=1"}, wantStatus: 422, wantRuns: 1, problem: true},
 		}},
-		{name: "fingerprint off replays another body", handler: created(), opts: []idempotency.Option{idempotency.WithFingerprint(false)}, steps: []step{
+		{name: "fingerprint off replays another body", handler: idemCreated(), opts: []idempotency.Option{idempotency.WithFingerprint(false)}, steps: []step{
 			{req: idemReq{key: "k", body: "a"}, wantStatus: 201, wantRuns: 1},
 			{req: idemReq{key: "k", body: "b"}, wantStatus: 201, wantRuns: 1, replayed: true},
 		}},
-		{name: "body over the limit is 413", handler: created(), opts: []idempotency.Option{idempotency.WithMaxRequestBytes(4)}, steps: []step{
+		{name: "body over the limit is 413", handler: idemCreated(), opts: []idempotency.Option{idempotency.WithMaxRequestBytes(4)}, steps: []step{
 			{req: idemReq{key: "k", body: "12345"}, wantStatus: 413, problem: true},
 			{req: idemReq{key: "k", body: "1234"}, wantStatus: 201, wantRuns: 1},
 		}},
-		{name: "scopes are isolated", handler: created(), steps: []step{
+		{name: "scopes are isolated", handler: idemCreated(), steps: []step{
 			{req: idemReq{key: "k", auth: "Bearer alice"}, wantStatus: 201, wantRuns: 1},
 			{req: idemReq{key: "k", auth: "Bearer bob"}, wantStatus: 201, wantRuns: 2},
 			{req: idemReq{key: "k"}, wantStatus: 201, wantRuns: 3},
@@ -281,7 +281,7 @@ func TestIdempotencyRules(t *testing.T) {
 				} else if err != nil {
 					t.Fatalf("step %d: %v", i, err)
 				} else if st.problem {
-					wantProblem(t, r, st.wantStatus)
+					wantIdemProblem(t, r, st.wantStatus)
 				} else if r.status != st.wantStatus {
 					t.Fatalf("step %d: status = %d (%s), want %d", i, r.status, r.body, st.wantStatus)
 				}
@@ -310,11 +310,11 @@ func TestIdempotencyInFlight(t *testing.T) {
 	}()
 	<-entered
 	dup := s.do(t, idemReq{key: "k", body: "a"})
-	wantProblem(t, dup, http.StatusConflict)
+	wantIdemProblem(t, dup, http.StatusConflict)
 	if dup.header.Get("Retry-After") != "1" {
 		t.Errorf("Retry-After = %q, want 1", dup.header.Get("Retry-After"))
 	}
-	wantProblem(t, s.do(t, idemReq{key: "k", body: "other"}), http.StatusUnprocessableEntity)
+	wantIdemProblem(t, s.do(t, idemReq{key: "k", body: "other"}), http.StatusUnprocessableEntity)
 	close(release)
 	if r := <-done; r.status != 201 {
 		t.Fatalf("first = %d, want 201", r.status)
@@ -328,7 +328,7 @@ func TestIdempotencyInFlight(t *testing.T) {
 }
 
 func TestIdempotencyConcurrentDuplicates(t *testing.T) {
-	s := newIdemServer(t, idempotency.NewMemoryStore(), created())
+	s := newIdemServer(t, idempotency.NewMemoryStore(), idemCreated())
 	s.c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	var (
 		wg       sync.WaitGroup
@@ -436,7 +436,7 @@ func TestIdempotencyOversizedResponse(t *testing.T) {
 		t.Fatalf("first = %d, %d bytes; want 200 and all %d bytes", first.status, len(first.body), len(big))
 	}
 	dup := s.do(t, idemReq{key: "k"})
-	wantProblem(t, dup, http.StatusConflict)
+	wantIdemProblem(t, dup, http.StatusConflict)
 	if dup.header.Get("Idempotent-Replayed") != "true" || dup.header.Get("Retry-After") != "" {
 		t.Fatalf("duplicate of an oversized response: headers %v; want Idempotent-Replayed and no Retry-After", dup.header)
 	}
@@ -480,12 +480,12 @@ func TestIdempotencyLeaseBoundsHandler(t *testing.T) {
 }
 
 // storeFunc is a Store whose Claim is given.
-type failingStore struct {
+type idemFailingStore struct {
 	idempotency.Store
 	claim func(ctx context.Context) error
 }
 
-func (f failingStore) Claim(ctx context.Context, key string, tok idempotency.Token, fp idempotency.Fingerprint, lease time.Duration) (idempotency.Claim, error) {
+func (f idemFailingStore) Claim(ctx context.Context, key string, tok idempotency.Token, fp idempotency.Fingerprint, lease time.Duration) (idempotency.Claim, error) {
 	if err := f.claim(ctx); err != nil {
 		return idempotency.Claim{}, err
 	}
@@ -500,16 +500,16 @@ func TestIdempotencyStoreDown(t *testing.T) {
 		claim func(context.Context) error
 	}{{"down", down}, {"hung", hung}} {
 		t.Run(tc.name+" fails closed", func(t *testing.T) {
-			s := newIdemServer(t, failingStore{idempotency.NewMemoryStore(), tc.claim}, created(),
+			s := newIdemServer(t, idemFailingStore{idempotency.NewMemoryStore(), tc.claim}, idemCreated(),
 				idempotency.WithStoreTimeout(20*time.Millisecond))
 			r := s.do(t, idemReq{key: "k"})
-			wantProblem(t, r, http.StatusServiceUnavailable)
+			wantIdemProblem(t, r, http.StatusServiceUnavailable)
 			if r.header.Get("Retry-After") != "1" || strings.Contains(r.body, "10.0.0.7") || s.runs.Load() != 0 {
 				t.Fatalf("503 = %v %q, runs %d; want Retry-After 1, no address, handler not run", r.header, r.body, s.runs.Load())
 			}
 		})
 		t.Run(tc.name+" fails open", func(t *testing.T) {
-			s := newIdemServer(t, failingStore{idempotency.NewMemoryStore(), tc.claim}, created(),
+			s := newIdemServer(t, idemFailingStore{idempotency.NewMemoryStore(), tc.claim}, idemCreated(),
 				idempotency.WithStoreTimeout(20*time.Millisecond), idempotency.WithFailOpen(true))
 			if r := s.do(t, idemReq{key: "k"}); r.status != 201 || s.runs.Load() != 1 {
 				t.Fatalf("fail open = %d, runs %d; want the handler's 201", r.status, s.runs.Load())
@@ -535,12 +535,12 @@ func TestIdempotencyBodyReachesHandler(t *testing.T) {
 func TestIdempotencyNestedInItself(t *testing.T) {
 	store := idempotency.NewMemoryStore()
 	var runs atomic.Int64
-	h := created()
+	h := idemCreated()
 	inner := bulwarkhttp.Idempotency(store)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		runs.Add(1)
 		h(w, r)
 	}))
-	srv := newLoopbackServer(t, bulwarkhttp.Idempotency(store)(inner))
+	srv := newIdemLoopback(t, bulwarkhttp.Idempotency(store)(inner))
 	s := &idemServer{srv: srv, c: srv.Client()}
 	first := s.do(t, idemReq{key: "k", body: "a"})
 	again := s.do(t, idemReq{key: "k", body: "a"})
@@ -596,7 +596,7 @@ func TestIdempotencyWriterShapes(t *testing.T) {
 				t.Fatalf("duplicate = %d %q, want the replay of %q", dup.status, dup.body, tt.want)
 			}
 			if !tt.replayable {
-				wantProblem(t, dup, http.StatusConflict)
+				wantIdemProblem(t, dup, http.StatusConflict)
 			}
 			if s.runs.Load() != 1 {
 				t.Fatalf("handler ran %d times, want 1", s.runs.Load())
