@@ -31,9 +31,9 @@ const (
 	MetadataReplayed = "idempotent-replayed"
 )
 
-// recordType names the field of a stored OK response that holds the
+// idemRecordType names the field of a stored OK response that holds the
 // response message's full name.
-const recordType = "type"
+const idemRecordType = "type"
 
 // IdempotencyUnaryServerInterceptor returns a unary server interceptor
 // that gives idempotency-key semantics to every unary method (or those of
@@ -108,7 +108,7 @@ func IdempotencyUnaryServerInterceptor(store idempotency.Store, opts ...idempote
 		case err != nil:
 			return nil, idemStatus(ctx, err)
 		case rec != nil:
-			return replayUnary(ctx, rec)
+			return idemReplayUnary(ctx, rec)
 		}
 
 		hctx, cancel := call.Context(ctx)
@@ -133,7 +133,7 @@ func IdempotencyUnaryServerInterceptor(store idempotency.Store, opts ...idempote
 				return resp, nil
 			}
 			_ = call.Complete(ctx, &idempotency.Record{
-				Header: []idempotency.Field{{Name: recordType, Value: string(msg.ProtoReflect().Descriptor().FullName())}},
+				Header: []idempotency.Field{{Name: idemRecordType, Value: string(msg.ProtoReflect().Descriptor().FullName())}},
 				Body:   b,
 			})
 			return resp, nil
@@ -143,7 +143,7 @@ func IdempotencyUnaryServerInterceptor(store idempotency.Store, opts ...idempote
 			return nil, herr
 		}
 		st := status.Convert(herr)
-		if !storableCode(st.Code(), g.StoresServerErrors()) {
+		if !idemStorableCode(st.Code(), g.StoresServerErrors()) {
 			_ = call.Release(ctx)
 			return nil, herr
 		}
@@ -157,8 +157,8 @@ func IdempotencyUnaryServerInterceptor(store idempotency.Store, opts ...idempote
 	}
 }
 
-// storableCode reports whether an answer with code is stored.
-func storableCode(c codes.Code, serverErrors bool) bool {
+// idemStorableCode reports whether an answer with code is stored.
+func idemStorableCode(c codes.Code, serverErrors bool) bool {
 	switch c {
 	case codes.OK, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
 		codes.FailedPrecondition, codes.OutOfRange, codes.Unauthenticated:
@@ -169,8 +169,8 @@ func storableCode(c codes.Code, serverErrors bool) bool {
 	return false
 }
 
-// replayUnary answers with a stored record.
-func replayUnary(ctx context.Context, rec *idempotency.Record) (any, error) {
+// idemReplayUnary answers with a stored record.
+func idemReplayUnary(ctx context.Context, rec *idempotency.Record) (any, error) {
 	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataReplayed, "true"))
 	if rec.Status != int(codes.OK) {
 		var sp spb.Status
@@ -181,7 +181,7 @@ func replayUnary(ctx context.Context, rec *idempotency.Record) (any, error) {
 	}
 	var name string
 	for _, f := range rec.Header {
-		if f.Name == recordType {
+		if f.Name == idemRecordType {
 			name = f.Value
 		}
 	}

@@ -16,20 +16,20 @@ import (
 	"github.com/bulwark-go/bulwark/idempotency"
 )
 
-// headerReplayed marks a replayed response.
-const headerReplayed = "Idempotent-Replayed"
+// headerIdemReplayed marks a replayed response.
+const headerIdemReplayed = "Idempotent-Replayed"
 
-// storedHeaders are the response headers that describe the body: stored
+// idemStoredHeaders are the response headers that describe the body: stored
 // with it and replayed.
-var storedHeaders = []string{
+var idemStoredHeaders = []string{
 	"Content-Type", "Content-Encoding", "Content-Language", "Content-Disposition",
 	"Content-Location", "Location", "Etag", "Last-Modified", "Cache-Control",
 	"Expires", "Vary", "Link",
 }
 
-// idempotentMethods are the methods the key applies to by default: those
+// idemDefaultMethods are the methods the key applies to by default: those
 // not idempotent by definition.
-var idempotentMethods = []string{http.MethodPost, http.MethodPatch}
+var idemDefaultMethods = []string{http.MethodPost, http.MethodPatch}
 
 // Idempotency returns middleware that gives Idempotency-Key semantics
 // (draft-ietf-httpapi-idempotency-key-header) to the handler it wraps,
@@ -118,7 +118,7 @@ func (h *idemHandler) put(s *idemState) {
 
 func (h *idemHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := h.g
-	if !g.Applies(r.Method, idempotentMethods) {
+	if !g.Applies(r.Method, idemDefaultMethods) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
@@ -148,7 +148,7 @@ func (h *idemHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case err != nil:
 			if r.Context().Err() == nil {
-				writeIdemError(w, g.Invalid(errBodyUnreadable))
+				writeIdemError(w, g.Invalid(errIdemBodyUnreadable))
 			}
 			return
 		}
@@ -176,7 +176,7 @@ func (h *idemHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call, rec, err := g.Begin(r.Context(), key, scope, fp)
 	switch {
 	case rec != nil && err == nil:
-		replay(w, rec)
+		replayIdem(w, rec)
 		return
 	case err != nil:
 		if r.Context().Err() == nil {
@@ -220,7 +220,7 @@ func (h *idemHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.Body = iw.buf.Bytes()
 		}
 		hdr := w.Header()
-		for _, name := range storedHeaders {
+		for _, name := range idemStoredHeaders {
 			for _, v := range hdr[name] {
 				rec.Header = append(rec.Header, idempotency.Field{Name: name, Value: v})
 			}
@@ -249,17 +249,17 @@ func (h *idemHandler) storable(status int) bool {
 	return false
 }
 
-// replayedTrue is the value of Idempotent-Replayed, shared by every
+// idemReplayedTrue is the value of Idempotent-Replayed, shared by every
 // replay (net/http only reads it).
-var replayedTrue = []string{"true"}
+var idemReplayedTrue = []string{"true"}
 
-// replay writes a stored response.
-func replay(w http.ResponseWriter, rec *idempotency.Record) {
+// replayIdem writes a stored response.
+func replayIdem(w http.ResponseWriter, rec *idempotency.Record) {
 	h := w.Header()
 	for _, f := range rec.Header {
 		h[f.Name] = append(h[f.Name], f.Value)
 	}
-	h[headerReplayed] = replayedTrue
+	h[headerIdemReplayed] = idemReplayedTrue
 	h["Content-Length"] = []string{strconv.Itoa(len(rec.Body))}
 	w.WriteHeader(rec.Status)
 	if len(rec.Body) > 0 {
@@ -267,7 +267,7 @@ func replay(w http.ResponseWriter, rec *idempotency.Record) {
 	}
 }
 
-var errBodyUnreadable = errors.New("bulwarkhttp: the request body could not be read")
+var errIdemBodyUnreadable = errors.New("bulwarkhttp: the request body could not be read")
 
 // writeIdemError answers a request the Guard refused.
 func writeIdemError(w http.ResponseWriter, err error) {
@@ -275,7 +275,7 @@ func writeIdemError(w http.ResponseWriter, err error) {
 	var retry time.Duration
 	switch {
 	case errors.Is(err, idempotency.ErrInvalidKey), errors.Is(err, idempotency.ErrKeyRequired),
-		errors.Is(err, errBodyUnreadable):
+		errors.Is(err, errIdemBodyUnreadable):
 		status, detail = http.StatusBadRequest, err.Error()
 	case errors.Is(err, idempotency.ErrRequestTooLarge):
 		status, detail = http.StatusRequestEntityTooLarge, err.Error()
@@ -285,18 +285,18 @@ func writeIdemError(w http.ResponseWriter, err error) {
 		status, detail, retry = http.StatusConflict, err.Error(), time.Second
 	case errors.Is(err, idempotency.ErrNotReplayable):
 		status, detail = http.StatusConflict, err.Error()
-		w.Header().Set(headerReplayed, "true")
+		w.Header().Set(headerIdemReplayed, "true")
 	case errors.Is(err, idempotency.ErrStoreUnavailable):
 		// Not the store's own message: it may name hosts.
 		status, detail, retry = http.StatusServiceUnavailable, idempotency.ErrStoreUnavailable.Error(), time.Second
 	}
-	if d, ok := retryHint(err); ok && retry > 0 {
+	if d, ok := idemRetryHint(err); ok && retry > 0 {
 		retry = d
 	}
-	writeProblem(w, status, detail, retry)
+	writeIdemProblem(w, status, detail, retry)
 }
 
-func retryHint(err error) (time.Duration, bool) {
+func idemRetryHint(err error) (time.Duration, bool) {
 	var h interface{ RetryAfter() time.Duration }
 	if errors.As(err, &h) && h.RetryAfter() > 0 {
 		return h.RetryAfter(), true
@@ -304,9 +304,9 @@ func retryHint(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// writeProblem writes an RFC 9457 problem with status and detail, and
+// writeIdemProblem writes an RFC 9457 problem with status and detail, and
 // Retry-After when retry > 0.
-func writeProblem(w http.ResponseWriter, status int, detail string, retry time.Duration) {
+func writeIdemProblem(w http.ResponseWriter, status int, detail string, retry time.Duration) {
 	h := w.Header()
 	if retry > 0 {
 		h.Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(retry), 10))
