@@ -25,7 +25,8 @@ import (
 // the response ends, so that a duplicate sent right after the answer
 // replays it.
 //
-// A Guard is safe for concurrent use. It starts no goroutine.
+// A Guard is safe for concurrent use. It starts no goroutine. The zero
+// value is not usable: build one with [New].
 type Guard struct {
 	store Store
 	local bool

@@ -28,7 +28,8 @@ const entryOverhead = 160
 // bulwark.idempotency.store.bytes (observable) until it is dropped or
 // [MemoryStore.Close] is called.
 //
-// A MemoryStore is safe for concurrent use.
+// A MemoryStore is safe for concurrent use. The zero value is not
+// usable: build one with [NewMemoryStore].
 type MemoryStore struct {
 	mu         sync.Mutex
 	m          map[string]*entry

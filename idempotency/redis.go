@@ -26,7 +26,8 @@ import (
 // [WithStoreTimeout], which go-redis honours only with
 // ContextTimeoutEnabled: true in the client's options.
 //
-// A RedisStore is safe for concurrent use.
+// A RedisStore is safe for concurrent use. The zero value is not usable:
+// build one with [NewRedisStore].
 type RedisStore struct {
 	c      redis.UniversalClient
 	prefix string
