@@ -135,7 +135,9 @@ func (h *idemHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.put(s)
 
 	var fp idempotency.Fingerprint
-	hasBody := r.Body != nil && r.Body != http.NoBody
+	// The body is read (to be hashed) only when fingerprints are on;
+	// otherwise the handler reads it from the client as usual.
+	hasBody := g.Fingerprinted() && r.Body != nil && r.Body != http.NoBody
 	if hasBody {
 		max := g.MaxRequestBytes()
 		s.limit = io.LimitedReader{R: r.Body, N: max + 1}
