@@ -123,9 +123,11 @@ func WithMethods(methods ...string) Option {
 	return optionFunc(func(o *options) { o.methods = m })
 }
 
-// WithMaxRequestBytes sets the largest request body that is fingerprinted;
-// a larger one is refused with [ErrRequestTooLarge] (HTTP 413). n <= 0
-// keeps the default. Default: 1 MiB.
+// WithMaxRequestBytes sets the largest request body (gRPC: marshaled
+// request) that is fingerprinted; a larger one is refused with
+// [ErrRequestTooLarge] (HTTP 413, gRPC INVALID_ARGUMENT). With
+// fingerprints off the body is not read and not limited. n <= 0 keeps the
+// default. Default: 1 MiB.
 func WithMaxRequestBytes(n int64) Option {
 	return optionFunc(func(o *options) {
 		if n > 0 {
