@@ -13,13 +13,14 @@ import (
 const module = "github.com/bulwark-go/bulwark"
 
 // policyPackages are the packages named after a policy: they import neither
-// net/http nor gRPC, directly or through another package of this module.
-var policyPackages = []string{"breaker", "bulkhead", "ratelimit", "retry", "idempotency", "degrade", "drill", "health", "failover"}
+// net/http nor gRPC, directly or through another package of this module,
+// and the transports import none of them.
+var policyPackages = []string{"breaker", "bulkhead", "ratelimit", "retry", "degrade", "drill", "failover"}
 
-// transportEngines are the packages of policyPackages the transports may
-// import: the engines whose faces they are (DESIGN.md). They are still held
-// to the policy rule above, so nothing reaches the transports through them.
-var transportEngines = []string{"health"}
+// enginePackages are the transport-neutral engines whose faces the
+// transports are: like policies they import neither net/http nor gRPC,
+// but the transports may import them.
+var enginePackages = []string{"idempotency", "health"}
 
 type listedPackage struct {
 	ImportPath string
@@ -30,9 +31,10 @@ type listedPackage struct {
 
 // TestImportRules checks the layering of DESIGN.md with `go list`: the
 // root imports only the standard library and the OpenTelemetry API (never
-// the SDK); policy packages import neither net/http nor
+// the SDK); policy packages and engines import neither net/http nor
 // google.golang.org/grpc; the transport packages import no policy package
-// but the engines of transportEngines.
+// (they may import the engines, idempotency and health, and nothing that
+// imports a policy).
 func TestImportRules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -85,19 +87,16 @@ func TestImportRules(t *testing.T) {
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(path, module), "/")
 		top, _, _ := strings.Cut(rel, "/")
-		if slices.Contains(policyPackages, top) {
+		if slices.Contains(policyPackages, top) || slices.Contains(enginePackages, top) {
 			for _, imp := range imports(path) {
 				if imp == "net/http" || strings.HasPrefix(imp, "net/http/") || strings.HasPrefix(imp, "google.golang.org/grpc") {
-					t.Errorf("%s imports %s; policy packages import neither net/http nor gRPC", path, imp)
+					t.Errorf("%s imports %s; policy and engine packages import neither net/http nor gRPC", path, imp)
 				}
 			}
 		}
 		if top == "bulwarkhttp" || top == "bulwarkgrpc" {
 			for _, d := range pkgs[path].Deps {
 				for _, pol := range policyPackages {
-					if slices.Contains(transportEngines, pol) {
-						continue
-					}
 					if d == module+"/"+pol || strings.HasPrefix(d, module+"/"+pol+"/") {
 						t.Errorf("%s depends on policy package %s; transports map classes, not policies", path, d)
 					}

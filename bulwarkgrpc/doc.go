@@ -85,6 +85,14 @@
 // RecvMsg returns io.EOF or an error, or the stream's context ends. It
 // panics at construction when given anything else.
 //
+// # Engines
+//
+// [IdempotencyUnaryServerInterceptor] is the gRPC face of package
+// idempotency (idempotency-key metadata; ABORTED in flight,
+// FAILED_PRECONDITION on mismatch, INVALID_ARGUMENT for a bad key), and
+// [RegisterHealth] bridges a health.Checker to the standard
+// grpc.health.v1.Health service.
+//
 // # Metrics
 //
 // Meter github.com/bulwark-go/bulwark/bulwarkgrpc (see [WithMeterProvider]):

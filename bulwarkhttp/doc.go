@@ -50,6 +50,20 @@
 // readable after a per-attempt deadline, and holds an [bulwark.Admitter]'s
 // admission until the body is closed.
 //
+// # Engines and operator pages
+//
+// Besides the policy adapters, the package is the HTTP face of the two
+// transport-neutral engines and of the admin registry:
+//
+//   - [Idempotency]: Idempotency-Key semantics (package idempotency):
+//     replay, 409 in flight, 422 mismatch, 400 for a bad key.
+//   - [Health]: /livez, /readyz, /startupz with Kubernetes semantics and
+//     application/health+json (package health).
+//   - [Admin]: the live page of every policy in a [bulwark.Registry], with
+//     token-guarded actions.
+//   - [FailoverTransport]: a client transport that routes each request to
+//     the endpoint a [bulwark.EndpointPicker] (failover.Set) chose.
+//
 // # Metrics
 //
 //	bulwark.http.server.requests  Int64ObservableCounter {request}

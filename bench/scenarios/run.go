@@ -54,6 +54,9 @@ var All = []Scenario{
 		r.Tables = append(r.Tables, t)
 		r.Charts["amplification.svg"] = c
 	}},
+	{"idempotency", func(ctx context.Context, o Options, r *Result) {
+		r.Tables = append(r.Tables, Idempotency(ctx, o))
+	}},
 }
 
 // Run runs the scenarios whose names are in only (all when only is empty).
