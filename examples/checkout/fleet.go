@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/health"
+	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
@@ -57,6 +58,15 @@ func (f *fleet) close() {
 
 // breakerOptions are the payment breakers' options for shared state.
 func (f *fleet) breakerOptions() []breaker.Option { return nil }
+
+// store returns the idempotency store: Redis, shared by the fleet, or a
+// bounded memory store.
+func (f *fleet) store() idempotency.Store {
+	if f.client == nil {
+		return idempotency.NewMemoryStore()
+	}
+	return idempotency.NewRedisStore(f.client, idempotency.WithPrefix("checkout:idem:"))
+}
 
 // catalog returns the catalog's fleet-wide limiters, or nil in memory:
 // one GCRA decision in Redis per call, for every client's quota and for

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bulwark-go/bulwark/examples/checkout/checkoutpb"
+	"github.com/bulwark-go/bulwark/idempotency"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -57,8 +58,10 @@ func testService(t *testing.T, cfg config) (*service, *provider) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	payments := newPaymentClient(pURL, sURL, cfg)
-	s := newService(cfg, log, payments, &calls, nil)
+	store := idempotency.NewMemoryStore()
+	s := newService(cfg, log, payments, &calls, store, nil)
 	t.Cleanup(func() {
+		store.Close()
 		s.checker.Close()
 		payments.set.Close()
 		payments.client.CloseIdleConnections()
@@ -168,6 +171,19 @@ func TestCheckoutChargeHandler(t *testing.T) {
 	if got := s.stats(); got.ChargesExecuted != 1 || got.PaymentCalls != 1 {
 		t.Fatalf("stats = %+v, want 1 executed, 1 payment call", got)
 	}
+	replay := serve(h, "POST", "/v1/charges", `{"amount": 250, "currency": "GBP"}`, "Idempotency-Key", "u-1")
+	if replay.Code != http.StatusCreated || replay.Header().Get("Idempotent-Replayed") != "true" || replay.Body.String() != w.Body.String() {
+		t.Fatalf("replay = %d %v %s, want the first answer replayed", replay.Code, replay.Header(), replay.Body)
+	}
+	if w := serve(h, "POST", "/v1/charges", `{"amount": 251, "currency": "GBP"}`, "Idempotency-Key", "u-1"); w.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("key reused for another charge = %d, want 422", w.Code)
+	}
+	if w := serve(h, "POST", "/v1/charges", `{"amount": 250, "currency": "GBP"}`); w.Code != http.StatusBadRequest {
+		t.Fatalf("charge without a key = %d, want 400", w.Code)
+	}
+	if got := s.stats(); got.ChargesExecuted != 1 {
+		t.Fatalf("charges_executed = %d after a replay, a 422 and a 400, want 1", got.ChargesExecuted)
+	}
 	for i, body := range []string{
 		``, `{`, `[]`, `{"amount": "12", "currency": "EUR"}`, `{"currency": "EUR"}`,
 		`{"amount": 1.5, "currency": "EUR"}`, `{"amount": 10, "currency": "EUR"} {}`,
@@ -247,13 +263,22 @@ func TestCheckoutGRPC(t *testing.T) {
 	if err != nil || ch.GetStatus() != "succeeded" || ch.GetAmount() != 100 || ch.GetCurrency() != "CHF" {
 		t.Fatalf("CreateCharge = %v, %v", ch, err)
 	}
+	var hdr metadata.MD
+	again, err := cl.CreateCharge(metadata.AppendToOutgoingContext(ctx, "idempotency-key", "g-1"),
+		&checkoutpb.CreateChargeRequest{Amount: 100, Currency: "CHF"}, grpc.Header(&hdr))
+	if err != nil || again.GetId() != ch.GetId() || strings.Join(hdr.Get("idempotent-replayed"), "") != "true" {
+		t.Fatalf("CreateCharge again = %v, %v, header %v, want %q replayed", again, err, hdr, ch.GetId())
+	}
+	if _, err := cl.CreateCharge(ctx, &checkoutpb.CreateChargeRequest{Amount: 100, Currency: "CHF"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("CreateCharge without a key = %v, want InvalidArgument", err)
+	}
 	_, err = cl.CreateCharge(metadata.AppendToOutgoingContext(ctx, "idempotency-key", "g-2"),
 		&checkoutpb.CreateChargeRequest{Amount: -1, Currency: "CHF"})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("CreateCharge(-1) = %v, want InvalidArgument", err)
 	}
 
-	var hdr metadata.MD
+	hdr = nil
 	cat, err := cl.ListCatalog(ctx, &checkoutpb.ListCatalogRequest{}, grpc.Header(&hdr))
 	if err != nil || len(cat.GetItems()) == 0 || len(cat.GetRecommendations()) == 0 || len(hdr.Get("bulwark-degraded")) != 0 {
 		t.Fatalf("ListCatalog = %v, %v, header %v", cat, err, hdr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,7 +55,11 @@ func run(stop context.Context, cfg config, log *slog.Logger) error {
 
 	payments := newPaymentClient(primaryURL, standbyURL, cfg, fleet.breakerOptions()...)
 	defer payments.set.Close()
-	s := newService(cfg, log, payments, &calls, fleet.catalog())
+	store := fleet.store()
+	if c, ok := store.(io.Closer); ok {
+		defer c.Close()
+	}
+	s := newService(cfg, log, payments, &calls, store, fleet.catalog())
 	defer s.checker.Close()
 	fleet.register(s)
 

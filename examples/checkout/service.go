@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-go/bulwark/bulkhead"
 	"github.com/bulwark-go/bulwark/degrade"
 	"github.com/bulwark-go/bulwark/health"
+	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/ratelimit"
 )
 
@@ -40,6 +41,8 @@ type service struct {
 	recs *degrade.Switch
 	// checker answers the health probes and runs the drain.
 	checker *health.Checker
+	// idem holds the charges' idempotency records (in memory, or in Redis).
+	idem idempotency.Store
 
 	executed     atomic.Int64  // runs of a charge handler's body (HTTP or gRPC)
 	paymentCalls *atomic.Int64 // calls that reached a provider
@@ -47,13 +50,14 @@ type service struct {
 
 // newService builds the service's policies around a payment client and
 // registers everything an operator may see on the admin page.
-func newService(cfg config, log *slog.Logger, payments *paymentClient, paymentCalls *atomic.Int64, fleet *fleetPolicies) *service {
+func newService(cfg config, log *slog.Logger, payments *paymentClient, paymentCalls *atomic.Int64, idem idempotency.Store, fleet *fleetPolicies) *service {
 	s := &service{
 		cfg:          cfg,
 		log:          log,
 		reg:          bulwark.NewRegistry(),
 		payments:     payments,
 		paymentCalls: paymentCalls,
+		idem:         idem,
 	}
 	s.charges = bulkhead.New("charges", cfg.concurrency)
 	burst := func(r float64) int { return max(1, int(r)) }
