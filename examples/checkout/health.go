@@ -29,7 +29,10 @@ func newChecker(cfg config, payments *paymentClient) *health.Checker {
 				return errBreakerOpen
 			}
 			return nil
-		}, health.WithCritical(false), health.WithComponentType("component"))
+		}, health.WithCritical(false), health.WithComponentType("component"),
+			// A state read: cheap enough to run on every probe, so
+			// readiness follows the breaker at once.
+			health.WithMinInterval(0))
 	}
 	return c
 }
