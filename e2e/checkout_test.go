@@ -496,11 +496,12 @@ func TestCheckoutSharedRedis(t *testing.T) {
 func TestCheckoutDrain(t *testing.T) {
 	t.Parallel()
 	probe := tool(t, "grpc-health-probe", healthProbePkg)
-	in := startCheckout(t, "-drain-delay", "1s", "-payments-latency", "20ms")
+	in := startCheckout(t, "-drain-delay", "2s", "-payments-latency", "20ms")
 
 	// A load balancer: it stops sending once readiness failed three
 	// probes in a row, 100 ms apart (Kubernetes' failureThreshold, sped
-	// up), well within the drain delay.
+	// up), well within the drain delay (2 s, so that grpc-health-probe
+	// has time to see NOT_SERVING on a loaded machine).
 	var out atomic.Bool
 	balancerDone := make(chan struct{})
 	go func() {
