@@ -3,6 +3,7 @@ package breaker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -36,13 +37,16 @@ const (
 	refusedProbes
 )
 
-// RefusalError is the error a breaker refuses a call with. Each breaker
-// keeps one per kind of refusal, so refusing allocates nothing; its retry
-// hint is computed when asked for.
+// RefusalError is the error a breaker refuses a call with. It is
+// immutable: its retry hint is the one computed for the call it refused
+// (rounded up to the millisecond) and never changes afterwards, whoever
+// else holds the same value. A breaker reuses the error of an earlier
+// refusal when the hint is the same to the millisecond, so refusing
+// allocates at most once per millisecond of break.
 type RefusalError struct {
-	b    *Breaker
 	kind refusal
 	msg  string
+	hint time.Duration
 }
 
 // refusalMessages are the messages of a breaker's three refusals; a Group
@@ -67,16 +71,23 @@ func (e *RefusalError) Unwrap() error {
 	return ErrOpen
 }
 
-// RetryAfter is the time until the breaker lets a probe through, measured
-// now: what is left of the break for an open breaker (0, no hint, once it
-// ended or after a Reset), the break duration for one whose probes are
-// running, and 0 (no hint) for a forced-open one.
-func (e *RefusalError) RetryAfter() time.Duration {
-	switch e.kind {
-	case refusedProbes:
-		return e.b.c.o.breakDuration
-	case refusedForced:
+// RetryAfter is the time until the breaker would let a probe through, as
+// it was when the call was refused: what was left of the break for an open
+// breaker (0, no hint, once it had ended), the break duration for one
+// whose probes were running, and 0 (no hint) for a forced-open one.
+func (e *RefusalError) RetryAfter() time.Duration { return e.hint }
+
+// ceilMilli rounds d up to a whole millisecond, saturating.
+func ceilMilli(d time.Duration) time.Duration {
+	if d <= 0 {
 		return 0
 	}
-	return e.b.untilProbe()
+	r := d % time.Millisecond
+	if r == 0 {
+		return d
+	}
+	if d > math.MaxInt64-time.Millisecond {
+		return math.MaxInt64
+	}
+	return d - r + time.Millisecond
 }

@@ -111,16 +111,16 @@ func (g *Group) Len() int {
 
 // ForceOpen forces key's breaker open (see [Breaker.ForceOpen]), making it
 // if needed, even past [WithMaxKeys]: it is kept until [Group.Reset].
-func (g *Group) ForceOpen(key string) { g.setMode(key, modeForced, StateForcedOpen) }
+func (g *Group) ForceOpen(key string) { g.setMode(key, modeForced, StateForcedOpen, "") }
 
 // Disable disables key's breaker (see [Breaker.Disable]), making it if
 // needed, even past [WithMaxKeys]: it is kept until [Group.Reset].
-func (g *Group) Disable(key string) { g.setMode(key, modeDisabled, StateDisabled) }
+func (g *Group) Disable(key string) { g.setMode(key, modeDisabled, StateDisabled, "") }
 
-func (g *Group) setMode(key string, mode int32, to State) {
+func (g *Group) setMode(key string, mode int32, to State, reason string) {
 	g.mu.Lock()
 	b := g.addLocked(key, true)
-	b.setMode(mode, to) // under g.mu, so the clock cannot evict it meanwhile
+	b.setMode(mode, to, reason) // under g.mu, so the clock cannot evict it meanwhile
 	g.mu.Unlock()
 	b.notify()
 }

@@ -39,6 +39,18 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
+// label is the state's name on the admin page (Snapshot and Event):
+// closed, half-open, open, forced-open, disabled.
+func (s State) label() string {
+	switch s {
+	case StateHalfOpen:
+		return "half-open"
+	case StateForcedOpen:
+		return "forced-open"
+	}
+	return s.String()
+}
+
 // gauge is the value of bulwark.breaker.state: 0 closed, 1 half-open,
 // 2 open. Forced-open reports 2 (it refuses like open) and disabled reports
 // 0 (it admits like closed).
@@ -76,6 +88,9 @@ type Counts struct {
 	Successes, Failures, Excluded uint32
 	// ConsecutiveSuccesses and ConsecutiveFailures are the current runs.
 	ConsecutiveSuccesses, ConsecutiveFailures uint32
+	// Slow is the number of slow calls in the window, successes and
+	// failures alike; kept only with [WithSlowCallRatio] (else 0).
+	Slow uint32
 }
 
 func countsFrom(c gobreaker.Counts) Counts {
