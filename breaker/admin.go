@@ -16,8 +16,8 @@ func (b *Breaker) Name() string { return b.c.name }
 // Name returns the group's name, as given to [NewGroup].
 func (g *Group) Name() string { return g.c.name }
 
-// HealthCheck fails while the breaker refuses calls because it is open or
-// forced open, with the error a call would get (it wraps [ErrOpen] and
+// HealthCheck fails while the breaker refuses every call because it is
+// open, forced open or paused, with the error a call would get (it wraps [ErrOpen] and
 // carries the time until the next probe); it passes when the breaker is
 // closed, half-open (probes are finding out) or disabled. An ended ctx is
 // answered with ctx.Err(). It is a plain func(context.Context) error, for
@@ -30,10 +30,10 @@ func (b *Breaker) HealthCheck(ctx context.Context) error {
 	switch b.State() {
 	case StateForcedOpen:
 		err = b.forcedErr
+	case StatePaused:
+		err = b.refusal(&b.lastPause, refusedPaused, b.pauseLeft())
 	case StateOpen:
-		if m := b.m.Load(); State(m.state.Load()) == StateOpen {
-			err = b.openRefusal(m)
-		}
+		err = b.refusal(&b.lastOpen, refusedOpen, b.untilProbe())
 	}
 	return err
 }
@@ -44,7 +44,7 @@ func (s State) health() string {
 	switch s {
 	case StateHalfOpen, StateDisabled:
 		return "warn"
-	case StateOpen, StateForcedOpen:
+	case StateOpen, StateForcedOpen, StatePaused:
 		return "fail"
 	}
 	return "ok"
@@ -75,6 +75,9 @@ func (b *Breaker) Snapshot() bulwark.Snapshot {
 		bulwark.Figure{Name: "failure ratio", Value: ratio, Unit: "1"},
 		bulwark.Figure{Name: "until probe", Value: b.untilProbe().Seconds(), Unit: "s"},
 	)
+	if b.c.o.pauseOnHint {
+		figs = append(figs, bulwark.Figure{Name: "pause left", Value: b.pauseLeft().Seconds(), Unit: "s"})
+	}
 	snap := bulwark.Snapshot{
 		Name:    b.c.name,
 		Kind:    "breaker",
@@ -102,7 +105,7 @@ func (g *Group) Snapshot() bulwark.Snapshot {
 	}
 	var parts []string
 	health := "ok"
-	for _, s := range []State{StateOpen, StateForcedOpen, StateHalfOpen, StateDisabled} {
+	for _, s := range []State{StateOpen, StateForcedOpen, StatePaused, StateHalfOpen, StateDisabled} {
 		if by[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", by[s], s.label()))
 			if h := s.health(); h == "fail" || health == "ok" {

@@ -102,7 +102,7 @@ type core struct {
 	o     options
 	tel   *meters
 	epoch time.Time // monotonic base of since
-	msgs  [3]string
+	msgs  [4]string
 	group bool
 	log   *bulwark.EventLog // transitions and manual changes, for Snapshot
 
@@ -188,6 +188,15 @@ type Breaker struct {
 
 	forcedErr, probesErr *RefusalError
 	lastOpen             atomic.Pointer[RefusalError] // reused while its hint holds
+	lastPause            atomic.Pointer[RefusalError]
+
+	// Holds over the state machine, checked before it, as core.since()
+	// times; 0 is none. Set and cleared under mu; a hold whose time passed
+	// stays set until a call or a read notices it (tick), so that the
+	// visible state and the members gauge change together.
+	pauseUntil  atomic.Int64 // a downstream's hint (WithPauseOnHint), or the fleet's
+	sharedUntil atomic.Int64 // another instance holds the breaker open (WithSharedState)
+	shared      *sharedLink  // nil without WithSharedState
 
 	// mu guards mode changes, the swap of m, dead and the queue of
 	// transitions. gobreaker calls onTransition holding its own mutex, which
@@ -209,6 +218,9 @@ type Breaker struct {
 // to stop reporting before the breaker is dropped.
 func New(name string, opts ...Option) *Breaker {
 	b := newBreaker(newCore(name, buildOptions(opts), false), name)
+	if s := b.c.o.shared; s != nil {
+		b.shared = s.link(name, b)
+	}
 	t := b.c.tel
 	b.reg = telemetry.Register(t.meter, b, (*Breaker).observe, t.stateInst, t.callsInst, t.transInst)
 	return b
@@ -294,10 +306,100 @@ func (b *Breaker) onTransition(m *machine, from, to gobreaker.State) {
 		m.openUntil.Store(int64(satAdd(now, b.c.o.breakDuration)))
 	}
 	m.state.Store(int32(t))
-	if b.m.Load() == m && b.mode.Load() == modeNormal {
+	if b.m.Load() == m && b.mode.Load() == modeNormal && !b.heldLocked() {
 		b.transitionLocked(f, t, sourceAutomatic, reason)
 	}
 	b.mu.Unlock()
+	if b.shared != nil && b.m.Load() == m {
+		b.shared.publishState(t, b.c.o.breakDuration)
+	}
+}
+
+// heldLocked reports whether a pause or the fleet holds the breaker, so
+// that the machine's own transitions are not visible. b.mu is held.
+func (b *Breaker) heldLocked() bool {
+	return b.pauseUntil.Load() != 0 || b.sharedUntil.Load() != 0
+}
+
+// beneathLocked is the visible state under a pause: open while the fleet
+// holds it open, else the machine's. b.mu is held.
+func (b *Breaker) beneathLocked() State {
+	if b.sharedUntil.Load() != 0 {
+		return StateOpen
+	}
+	return State(b.m.Load().state.Load())
+}
+
+// tick ends the holds whose time has passed at now, recording the
+// transitions. Call it holding no lock; it delivers nothing (callers
+// notify).
+func (b *Breaker) tick(now time.Duration) {
+	pu, su := b.pauseUntil.Load(), b.sharedUntil.Load()
+	if (pu == 0 || now < time.Duration(pu)) && (su == 0 || now < time.Duration(su)) {
+		return
+	}
+	b.mu.Lock()
+	b.tickLocked(now)
+	b.mu.Unlock()
+}
+
+func (b *Breaker) tickLocked(now time.Duration) {
+	normal := b.mode.Load() == modeNormal
+	if pu := b.pauseUntil.Load(); pu != 0 && now >= time.Duration(pu) {
+		b.pauseUntil.Store(0)
+		if normal {
+			b.transitionLocked(StatePaused, b.beneathLocked(), sourceAutomatic, "pause ended")
+		}
+	}
+	if su := b.sharedUntil.Load(); su != 0 && now >= time.Duration(su) {
+		b.sharedUntil.Store(0)
+		if normal && b.pauseUntil.Load() == 0 {
+			b.transitionLocked(StateOpen, State(b.m.Load().state.Load()), sourceAutomatic, "the fleet's open state expired")
+		}
+	}
+}
+
+// startPause pauses the breaker for d from now, or longer if it already
+// is; a breaker forced open or disabled ignores it.
+func (b *Breaker) startPause(d time.Duration, reason string) bool {
+	now := b.c.since()
+	until := satAdd(now, d)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mode.Load() != modeNormal || b.dead {
+		return false
+	}
+	b.tickLocked(now)
+	pu := b.pauseUntil.Load()
+	if int64(until) <= pu {
+		return false
+	}
+	b.pauseUntil.Store(int64(until))
+	if pu == 0 {
+		b.transitionLocked(b.beneathLocked(), StatePaused, sourceAutomatic, reason)
+	}
+	return true
+}
+
+// pauseOn pauses the breaker when err is a downstream's refusal with a
+// hint (WithPauseOnHint), and tells the fleet.
+func (b *Breaker) pauseOn(err error) {
+	var class string
+	switch {
+	case errors.Is(err, bulwark.ErrRemoteRejected):
+		class = "rejected"
+	case errors.Is(err, bulwark.ErrRemoteUnavailable):
+		class = "unavailable"
+	default:
+		return
+	}
+	d, ok := bulwark.RetryAfter(err)
+	if !ok {
+		return
+	}
+	if b.startPause(d, "the downstream answered "+class+" and asked to wait "+d.String()) && b.shared != nil {
+		b.shared.publishPause(d)
+	}
 }
 
 // The bulwark.source values of events.
@@ -397,6 +499,12 @@ func (b *Breaker) visible() State {
 	case modeDisabled:
 		return StateDisabled
 	}
+	if b.pauseUntil.Load() != 0 {
+		return StatePaused
+	}
+	if b.sharedUntil.Load() != 0 {
+		return StateOpen
+	}
 	return State(b.m.Load().state.Load())
 }
 
@@ -405,11 +513,24 @@ func (b *Breaker) untilProbe() time.Duration {
 	if b.mode.Load() != modeNormal {
 		return 0
 	}
+	now := b.c.since()
+	if su := b.sharedUntil.Load(); su != 0 {
+		return max(0, time.Duration(su)-now)
+	}
 	m := b.m.Load()
 	if State(m.state.Load()) != StateOpen {
 		return 0
 	}
-	return max(0, time.Duration(m.openUntil.Load())-b.c.since())
+	return max(0, time.Duration(m.openUntil.Load())-now)
+}
+
+// pauseLeft is what is left of a pause.
+func (b *Breaker) pauseLeft() time.Duration {
+	pu := b.pauseUntil.Load()
+	if pu == 0 || b.mode.Load() != modeNormal {
+		return 0
+	}
+	return max(0, time.Duration(pu)-b.c.since())
 }
 
 // State returns the breaker's state, advancing it if its break has ended or
@@ -421,7 +542,14 @@ func (b *Breaker) State() State {
 	case modeDisabled:
 		return StateDisabled
 	}
+	b.tick(b.c.since())
 	s := fromGobreaker(b.m.Load().cb.State())
+	switch {
+	case b.pauseUntil.Load() != 0:
+		s = StatePaused
+	case b.sharedUntil.Load() != 0:
+		s = StateOpen
+	}
 	b.notify()
 	return s
 }
@@ -475,13 +603,20 @@ func (b *Breaker) reset(reason string) {
 	from := b.visible()
 	b.m.Store(m)
 	b.mode.Store(modeNormal)
+	b.pauseUntil.Store(0)
+	b.sharedUntil.Store(0)
 	b.transitionLocked(from, StateClosed, sourceManual, reason)
 	b.mu.Unlock()
 }
 
-// Close stops reporting the breaker's metrics. The breaker keeps working.
+// Close stops reporting the breaker's metrics and, with
+// [WithSharedState], sharing its state. The breaker keeps working, on its
+// local state.
 func (b *Breaker) Close() error {
 	b.reg.Unregister()
+	if b.shared != nil {
+		b.shared.unlink()
+	}
 	return nil
 }
 
@@ -501,6 +636,12 @@ func (b *Breaker) admit() (*machine, func(error), error) {
 	case modeDisabled:
 		return nil, nil, nil
 	}
+	if b.pauseUntil.Load() != 0 || b.sharedUntil.Load() != 0 {
+		if err := b.held(); err != nil {
+			b.c.tel.calls.Add(outRefused, 1)
+			return nil, nil, err
+		}
+	}
 	m := b.m.Load()
 	done, err := m.cb.Allow()
 	if err != nil {
@@ -513,16 +654,39 @@ func (b *Breaker) admit() (*machine, func(error), error) {
 	return m, done, nil
 }
 
+// held refuses a call while a pause or the fleet holds the breaker, ending
+// the holds whose time has passed.
+func (b *Breaker) held() error {
+	now := b.c.since()
+	b.tick(now)
+	if pu := b.pauseUntil.Load(); pu != 0 {
+		b.notify()
+		return b.refusal(&b.lastPause, refusedPaused, time.Duration(pu)-now)
+	}
+	if su := b.sharedUntil.Load(); su != 0 {
+		b.notify()
+		return b.refusal(&b.lastOpen, refusedOpen, time.Duration(su)-now)
+	}
+	b.notify()
+	return nil
+}
+
 // openRefusal is the refusal of m's open state, with the time left of its
-// break: the last one made when its hint is the same to the millisecond,
-// else a new one.
+// break.
 func (b *Breaker) openRefusal(m *machine) *RefusalError {
-	hint := ceilMilli(time.Duration(m.openUntil.Load()) - b.c.since())
-	if e := b.lastOpen.Load(); e != nil && e.hint == hint {
+	return b.refusal(&b.lastOpen, refusedOpen, time.Duration(m.openUntil.Load())-b.c.since())
+}
+
+// refusal returns an immutable refusal of kind with the hint left, rounded
+// up to the millisecond: the last one made when its hint is the same, else
+// a new one kept for the next.
+func (b *Breaker) refusal(last *atomic.Pointer[RefusalError], kind refusal, left time.Duration) *RefusalError {
+	hint := ceilMilli(left)
+	if e := last.Load(); e != nil && e.hint == hint && e.kind == kind {
 		return e
 	}
-	e := &RefusalError{kind: refusedOpen, msg: b.c.msgs[refusedOpen], hint: hint}
-	b.lastOpen.Store(e)
+	e := &RefusalError{kind: kind, msg: b.c.msgs[kind], hint: hint}
+	last.Store(e)
 	return e
 }
 
@@ -552,6 +716,9 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 	}()
 	err = fn(ctx)
 	returned = true
+	if err != nil && b.c.o.pauseOnHint {
+		b.pauseOn(err)
+	}
 	out, slow := b.classify(ctx, err, start)
 	b.finish(m, done, out, slow)
 	return err
@@ -591,6 +758,9 @@ type admission struct {
 func (a *admission) done(err error) {
 	if a.once.Swap(true) {
 		return
+	}
+	if err != nil && a.b.c.o.pauseOnHint {
+		a.b.pauseOn(err)
 	}
 	out, slow := a.b.classify(a.ctx, err, a.start)
 	a.b.finish(a.m, a.gb, out, slow)

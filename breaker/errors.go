@@ -23,6 +23,12 @@ var (
 	// away once the running ones end.
 	ErrTooManyProbes = fmt.Errorf("breaker: too many probes: %w", bulwark.ErrUnavailable)
 
+	// ErrPaused is the refusal of a breaker paused by a downstream's hint
+	// ([WithPauseOnHint]). The error a breaker returns wraps it and
+	// bulwark.ErrUnavailable and carries what is left of the pause as its
+	// retry hint.
+	ErrPaused = fmt.Errorf("breaker: paused: %w", bulwark.ErrUnavailable)
+
 	// Sentinels handed to gobreaker's done: it counts errFailure as a
 	// failure and excludes errExcluded (IsExcluded).
 	errFailure  = errors.New("breaker: failure")
@@ -35,6 +41,8 @@ const (
 	refusedOpen refusal = iota
 	refusedForced
 	refusedProbes
+	refusedPaused
+	refusedThrottled
 )
 
 // RefusalError is the error a breaker refuses a call with. It is
@@ -51,12 +59,13 @@ type RefusalError struct {
 
 // refusalMessages are the messages of a breaker's three refusals; a Group
 // computes them once for all its members.
-func refusalMessages(name string) [3]string {
+func refusalMessages(name string) [4]string {
 	q := fmt.Sprintf("%q", name)
-	return [3]string{
+	return [4]string{
 		refusedOpen:   "breaker: " + q + " is open",
 		refusedForced: "breaker: " + q + " is forced open",
 		refusedProbes: "breaker: " + q + " has too many probes running",
+		refusedPaused: "breaker: " + q + " is paused: the downstream asked to wait",
 	}
 }
 
@@ -65,8 +74,13 @@ func (e *RefusalError) Error() string { return e.msg }
 
 // Unwrap returns [ErrOpen] or [ErrTooManyProbes].
 func (e *RefusalError) Unwrap() error {
-	if e.kind == refusedProbes {
+	switch e.kind {
+	case refusedProbes:
 		return ErrTooManyProbes
+	case refusedThrottled:
+		return ErrThrottled
+	case refusedPaused:
+		return ErrPaused
 	}
 	return ErrOpen
 }

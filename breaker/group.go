@@ -40,6 +40,7 @@ type Group struct {
 	hand      int           // next ring slot the clock looks at
 	fullUntil time.Duration // core.since() before which a new scan is pointless
 	overflow  *Breaker
+	closed    bool // Close was called: new members are not shared
 
 	reg *telemetry.Registration
 }
@@ -66,9 +67,20 @@ func (g *Group) observe(o metric.Observer) {
 	t.observeCounts(o)
 }
 
-// Close stops reporting the group's metrics. The group keeps working.
+// Close stops reporting the group's metrics and, with [WithSharedState],
+// sharing its members' state. The group keeps working, on local state.
 func (g *Group) Close() error {
 	g.reg.Unregister()
+	if g.c.o.shared != nil {
+		g.mu.Lock()
+		g.closed = true
+		for _, b := range g.ring {
+			if b.shared != nil {
+				b.shared.unlink()
+			}
+		}
+		g.mu.Unlock()
+	}
 	return nil
 }
 
@@ -176,6 +188,9 @@ func (g *Group) addLocked(key string, force bool) *Breaker {
 	}
 	if len(g.ring) < g.c.o.maxKeys || force {
 		b := newBreaker(g.c, key)
+		if s := g.c.o.shared; s != nil && !g.closed {
+			b.shared = s.link(g.c.name+":"+key, b)
+		}
 		g.ring = append(g.ring, b)
 		g.members[key] = b
 		return b
@@ -229,7 +244,12 @@ func (b *Breaker) evictable(now time.Duration) (bool, time.Duration) {
 		return true, 0
 	case StateOpen:
 		until := time.Duration(b.m.Load().openUntil.Load())
+		if su := b.sharedUntil.Load(); su != 0 {
+			until = max(until, time.Duration(su))
+		}
 		return until <= now, until
+	case StatePaused:
+		return false, time.Duration(b.pauseUntil.Load())
 	}
 	return false, math.MaxInt64
 }
@@ -244,6 +264,9 @@ func (b *Breaker) evict(now time.Duration) bool {
 	}
 	b.dead = true
 	b.c.tel.members[s].Add(-1)
+	if b.shared != nil {
+		b.shared.unlink()
+	}
 	return true
 }
 

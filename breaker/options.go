@@ -72,6 +72,14 @@ type options struct {
 	mp            metric.MeterProvider
 	keyFn         func(context.Context) string
 	maxKeys       int
+	pauseOnHint   bool
+	shared        SharedState
+	refresh       time.Duration  // RedisState
+	storeTimeout  time.Duration  // RedisState
+	redisPrefix   string         // RedisState
+	instanceID    string         // RedisState
+	k             float64        // Adaptive
+	rand          func() float64 // Adaptive
 }
 
 func defaultOptions() options {
@@ -85,6 +93,9 @@ func defaultOptions() options {
 		isFailure:     defaultIsFailure,
 		keyFn:         bulwark.KeyFrom,
 		maxKeys:       DefaultMaxKeys,
+		refresh:       DefaultRefreshInterval,
+		storeTimeout:  DefaultStoreTimeout,
+		redisPrefix:   DefaultRedisPrefix,
 	}
 }
 
@@ -182,6 +193,28 @@ func WithBreakDuration(d time.Duration) Option {
 		panic("breaker: WithBreakDuration: d must be > 0, got " + d.String())
 	}
 	return optionFunc(func(o *options) { o.breakDuration = d })
+}
+
+// WithPauseOnHint obeys a downstream's quota signal for every caller: when
+// a call fails with bulwark.ErrRemoteRejected or bulwark.ErrRemoteUnavailable
+// carrying a retry hint (bulwark.RetryAfter: what the transports decode
+// from 429 / 503 + Retry-After and from gRPC pushback), the breaker pauses
+// until exactly the advised time — every call refused locally with
+// [ErrPaused], without calling, with what is left of the pause as its
+// hint — and then lets calls through again, without probes (the upstream
+// said when). A later hint that ends later extends the pause; one that
+// ends sooner does not shorten it. The calls a pause refuses are not
+// counted and a pause never trips the breaker by itself; the answer that
+// started it counts as usual (a 503 is a failure, a 429 is not), so a
+// dying backend that answers 503 + Retry-After still trips it. A pause is
+// the state [StatePaused] (gauge 3); a forced-open or disabled breaker
+// ignores hints, and [Breaker.Reset] ends a pause. With [WithSharedState]
+// a pause reaches the fleet. A hint as long as math.MaxInt64 pauses until
+// reset: cap hints at the transport if the downstream is not trusted.
+//
+// Default: off (hints are for the caller's retries only).
+func WithPauseOnHint() Option {
+	return optionFunc(func(o *options) { o.pauseOnHint = true })
 }
 
 // WithSlowCallRatio counts slow calls (those that took longer than the

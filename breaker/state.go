@@ -23,15 +23,19 @@ const (
 	// StateDisabled admits every call and records metrics but never trips
 	// (resilience4j's METRICS_ONLY), until [Breaker.Reset].
 	StateDisabled
+	// StatePaused refuses every call with [ErrPaused], without counting,
+	// until the time a downstream advised ([WithPauseOnHint]); then the
+	// breaker goes back to the state beneath.
+	StatePaused
 
-	numStates = 5
+	numStates = 6
 )
 
-var stateNames = [numStates]string{"closed", "half_open", "open", "forced_open", "disabled"}
+var stateNames = [numStates]string{"closed", "half_open", "open", "forced_open", "disabled", "paused"}
 
 // String returns the state's name as the bulwark.from_state and
 // bulwark.to_state attributes carry it: closed, half_open, open,
-// forced_open, disabled.
+// forced_open, disabled, paused.
 func (s State) String() string {
 	if s < 0 || int(s) >= numStates {
 		return "unknown"
@@ -52,14 +56,16 @@ func (s State) label() string {
 }
 
 // gauge is the value of bulwark.breaker.state: 0 closed, 1 half-open,
-// 2 open. Forced-open reports 2 (it refuses like open) and disabled reports
-// 0 (it admits like closed).
+// 2 open, 3 paused. Forced-open reports 2 (it refuses like open) and
+// disabled reports 0 (it admits like closed).
 func (s State) gauge() int64 {
 	switch s {
 	case StateHalfOpen:
 		return 1
 	case StateOpen, StateForcedOpen:
 		return 2
+	case StatePaused:
+		return 3
 	default:
 		return 0
 	}
