@@ -113,7 +113,7 @@ type sharedWrite struct {
 }
 
 // NewRedisState returns a state store on client. It does no I/O: the
-// refresh starts with the first breaker linked to it. Options: 
+// refresh starts with the first breaker linked to it. Options:
 // [WithRefreshInterval], [WithStoreTimeout], [WithRedisPrefix],
 // [WithInstanceID], [WithMeterProvider]; the others are ignored.
 //
