@@ -607,6 +607,9 @@ func (b *Breaker) reset(reason string) {
 	b.sharedUntil.Store(0)
 	b.transitionLocked(from, StateClosed, sourceManual, reason)
 	b.mu.Unlock()
+	if b.shared != nil {
+		b.shared.publishState(StateClosed, 0) // closes the fleet's open state if this instance owns it
+	}
 }
 
 // Close stops reporting the breaker's metrics and, with

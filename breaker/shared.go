@@ -413,8 +413,13 @@ func (b *Breaker) applyShared(open time.Duration, owner string) bool {
 
 // WithSharedState shares the breaker's state (a [Group]'s: each member's,
 // under "<group name>:<key>") with a fleet through s; see [RedisState].
-// Breakers with the same name on every instance share one state. Close
-// the breaker (or the group) to stop refreshing it. A nil s is ignored.
+// Breakers with the same name on every instance share one state: an open
+// state (its owner's trip, until the owner's probes or [Breaker.Reset]
+// close it) and a pause ([WithPauseOnHint]). ForceOpen and Disable stay
+// local to the instance. A Group member learns the fleet's state once its
+// key exists on this instance (after its first call); a Group's overflow
+// breaker is not shared. Close the breaker (or the group) to stop
+// refreshing it. A nil s is ignored.
 //
 // Default: none (state is local).
 func WithSharedState(s SharedState) Option {
