@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/metrictest"
+	"github.com/bulwark-go/bulwark/internal/redistest"
 )
 
 // The targets (issue 5): a successful Do within 1.3× of raw gobreaker
@@ -85,7 +86,46 @@ func BenchmarkSuccess(b *testing.B) {
 				}
 			}
 		})
+		b.Run("pause-on-hint-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithPauseOnHint())
+			defer br.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("shared-"+p.Name, func(b *testing.B) {
+			s := benchState(b)
+			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(s))
+			defer br.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("adaptive-"+p.Name, func(b *testing.B) {
+			a := NewAdaptive("bench", WithMeterProvider(p.Provider))
+			defer a.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := a.Do(ctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
+}
+
+// benchState is a RedisState on a redis-server of the benchmark's own.
+func benchState(b *testing.B) *RedisState {
+	srv := redistest.Start(b)
+	s := NewRedisState(srv.Client())
+	b.Cleanup(func() { s.Close() })
+	return s
 }
 
 func BenchmarkRefused(b *testing.B) {
@@ -122,6 +162,28 @@ func BenchmarkRefused(b *testing.B) {
 				}
 			}
 		})
+		b.Run("paused-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithPauseOnHint())
+			defer br.Close()
+			_ = br.Do(ctx, func(context.Context) error { return &hinted{bulwark.ErrRemoteRejected, time.Hour} })
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err == nil {
+					b.Fatal("admitted")
+				}
+			}
+		})
+		b.Run("adaptive-"+p.Name, func(b *testing.B) {
+			a := NewAdaptive("bench", WithMeterProvider(p.Provider), WithRandom(func() float64 { return 0 }), WithMinCalls(1))
+			defer a.Close()
+			_ = a.Do(ctx, fail)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := a.Do(ctx, succeed); err == nil {
+					b.Fatal("admitted")
+				}
+			}
+		})
 	}
 }
 
@@ -145,6 +207,26 @@ func BenchmarkSuccessParallel(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					_ = br.Do(ctx, succeed)
+				}
+			})
+		})
+		b.Run("shared-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(benchState(b)))
+			defer br.Close()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_ = br.Do(ctx, succeed)
+				}
+			})
+		})
+		b.Run("adaptive-"+p.Name, func(b *testing.B) {
+			a := NewAdaptive("bench", WithMeterProvider(p.Provider))
+			defer a.Close()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_ = a.Do(ctx, succeed)
 				}
 			})
 		})

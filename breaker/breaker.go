@@ -360,25 +360,26 @@ func (b *Breaker) tickLocked(now time.Duration) {
 }
 
 // startPause pauses the breaker for d from now, or longer if it already
-// is; a breaker forced open or disabled ignores it.
-func (b *Breaker) startPause(d time.Duration, reason string) bool {
+// is; a breaker forced open or disabled ignores it. It reports whether the
+// pause began or was extended, and whether it began.
+func (b *Breaker) startPause(d time.Duration, reason string) (changed, began bool) {
 	now := b.c.since()
 	until := satAdd(now, d)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.mode.Load() != modeNormal || b.dead {
-		return false
+		return false, false
 	}
 	b.tickLocked(now)
 	pu := b.pauseUntil.Load()
 	if int64(until) <= pu {
-		return false
+		return false, false
 	}
 	b.pauseUntil.Store(int64(until))
 	if pu == 0 {
 		b.transitionLocked(b.beneathLocked(), StatePaused, sourceAutomatic, reason)
 	}
-	return true
+	return true, pu == 0
 }
 
 // pauseOn pauses the breaker when err is a downstream's refusal with a
@@ -397,7 +398,7 @@ func (b *Breaker) pauseOn(err error) {
 	if !ok {
 		return
 	}
-	if b.startPause(d, "the downstream answered "+class+" and asked to wait "+d.String()) && b.shared != nil {
+	if changed, _ := b.startPause(d, "the downstream answered "+class+" and asked to wait "+d.String()); changed && b.shared != nil {
 		b.shared.publishPause(d)
 	}
 }

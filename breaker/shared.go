@@ -377,7 +377,7 @@ func (s *RedisState) refresh(base context.Context) {
 			}
 		}
 		if p := pauses[i].Val(); p > 0 {
-			if l.b.startPause(p, "the fleet is paused: a downstream asked another instance to wait") {
+			if _, began := l.b.startPause(p, "the fleet is paused: a downstream asked another instance to wait"); began {
 				s.trans.Add(toPaused, 1)
 			}
 		}
