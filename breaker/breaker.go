@@ -37,6 +37,14 @@
 //
 // A [Group] keeps one breaker per key (a host, a tenant) with bounded memory.
 //
+// [WithPauseOnHint] makes a downstream's 429 or 503 with a retry hint pause
+// the breaker for every caller until exactly the advised time
+// ([StatePaused]). [WithSharedState] shares open states and pauses across a
+// fleet through Redis ([NewRedisState]) without putting Redis on any call's
+// path. [NewAdaptive] is the other model: client-side adaptive throttling
+// after the SRE book, refusing a share of calls in proportion to how many
+// the backend rejects, with no open state.
+//
 // Both are bulwark.Snapshotter (kind "breaker" and "breaker-group": state,
 // health, counts, failure ratio, time until the next probe, and recent
 // transitions with their source, automatic or manual, and reason, such as
@@ -58,7 +66,8 @@
 // Meter github.com/bulwark-go/bulwark/breaker:
 //
 //   - bulwark.breaker.state (gauge, {bulwark.policy.name}): 0 closed,
-//     1 half-open, 2 open (forced open reports 2, disabled 0), from
+//     1 half-open, 2 open, 3 paused (forced open reports 2, disabled 0,
+//     open on another instance's behalf 2), from
 //     construction, as of the last call (an open breaker whose break ended
 //     reports open until a call lets a probe through); a Group does not
 //     report it.
@@ -69,6 +78,16 @@
 //     {bulwark.policy.name, bulwark.from_state, bulwark.to_state}).
 //   - bulwark.breaker.members (up-down counter, {breaker},
 //     {bulwark.policy.name, bulwark.state}): a Group's live breakers by state.
+//   - bulwark.breaker.throttle.probability (gauge, 1, {bulwark.policy.name,
+//     bulwark.priority}): an [Adaptive] throttle's refusal probability per
+//     tier.
+//   - bulwark.breaker.shared.errors (counter, {error}) and
+//     bulwark.breaker.shared.transitions (counter, {transition},
+//     {bulwark.to_state}): a [RedisState]'s failed round trips and the
+//     changes the fleet made to this instance's breakers.
+//
+// bulwark.from_state and bulwark.to_state take the values closed,
+// half_open, open, forced_open, disabled and paused.
 package breaker
 
 import (
