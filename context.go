@@ -13,6 +13,13 @@ import (
 type CallInfo struct {
 	// Priority is the effective tier (after the adapters' trust check).
 	Priority Priority
+	// PrioritySet reports that someone chose Priority, so that Critical,
+	// the zero value, can be told from no tier at all
+	// ([LookupPriority]). A Priority other than Critical counts as set
+	// whatever PrioritySet says; [WithPriority] sets it; [WithKey] and
+	// [WithAttempt] keep it as they find it, so a key alone sets no
+	// tier.
+	PrioritySet bool
 	// Key partitions per-key policies (a tenant, a user, a host); "" is
 	// no key.
 	Key string
@@ -43,6 +50,21 @@ func WithCallInfo(ctx context.Context, info CallInfo) context.Context {
 	return &infoCtx{Context: ctx, info: info}
 }
 
+// CallContext is the context [WithCallInfo] returns, as a type an adapter
+// can allocate inside a larger per-request object, so that the request's
+// state and its context cost one allocation. Set it with [CallContext.Init]
+// and use its address as the context; the zero value is not a usable
+// context. Like any context, it must not be reused while anything may
+// still hold it.
+type CallContext struct {
+	infoCtx
+}
+
+// Init makes c a copy of parent carrying info.
+func (c *CallContext) Init(parent context.Context, info CallInfo) {
+	c.infoCtx = infoCtx{Context: parent, info: info}
+}
+
 // CallInfoFrom returns the CallInfo in ctx, or the zero CallInfo (Critical,
 // no key, first attempt). It allocates nothing.
 func CallInfoFrom(ctx context.Context) CallInfo {
@@ -55,7 +77,7 @@ func CallInfoFrom(ctx context.Context) CallInfo {
 // WithPriority returns a copy of ctx whose effective tier is p.
 func WithPriority(ctx context.Context, p Priority) context.Context {
 	info := CallInfoFrom(ctx)
-	info.Priority = p
+	info.Priority, info.PrioritySet = p, true
 	return WithCallInfo(ctx, info)
 }
 
@@ -63,7 +85,24 @@ func WithPriority(ctx context.Context, p Priority) context.Context {
 // set.
 func PriorityFrom(ctx context.Context) Priority { return CallInfoFrom(ctx).Priority }
 
-// WithKey returns a copy of ctx whose partition key is key.
+// LookupPriority returns the effective tier in ctx and whether one was set
+// ([CallInfo.PrioritySet], or a tier other than Critical). It tells "no
+// tier" from Critical: the adapters let a request's header only lower a
+// tier already set, and keep a hand-set outgoing header when none was.
+// It allocates nothing.
+func LookupPriority(ctx context.Context) (Priority, bool) {
+	info := CallInfoFrom(ctx)
+	return info.Priority, info.HasPriority()
+}
+
+// HasPriority reports whether info's tier was set: PrioritySet, or a
+// Priority other than Critical.
+func (info CallInfo) HasPriority() bool {
+	return info.PrioritySet || info.Priority != Critical
+}
+
+// WithKey returns a copy of ctx whose partition key is key. It sets no
+// tier: [LookupPriority] reports one only if ctx already had it.
 func WithKey(ctx context.Context, key string) context.Context {
 	info := CallInfoFrom(ctx)
 	info.Key = key

@@ -55,15 +55,22 @@ import (
 // it:
 //
 //   - fn runs on the caller's goroutine, at most once per attempt, and never
-//     after Do returned — except the cancelled attempts of a hedging policy
-//     (see [Concurrent]), which is why a hedger must be given an fn that
-//     honours cancellation.
+//     after Do returned — not even from a timer — except in a policy that
+//     declares [Concurrent] (the cancelled attempts of a hedging policy),
+//     which is why a hedger must be given an fn that honours cancellation.
 //   - An already-ended context is answered without calling fn, with an error
 //     for which errors.Is(err, ctx.Err()) holds.
 //   - A panic or runtime.Goexit in fn is recorded as a failure and passes
 //     through untouched; the policy stays usable (no permit, slot or probe is
 //     leaked).
-//   - Do refuses at once; only methods named Wait or Acquire block.
+//   - Do refuses at once, unless the policy was built to wait (a bulkhead
+//     with a queue and a maximum wait, bulkhead.WithMaxQueue and
+//     bulkhead.WithMaxWait): then Do and Admit wait in the compartment's
+//     priority queue (higher tiers first, the lowest evicted first) for at
+//     most that wait, and never past the caller's deadline. Otherwise only
+//     methods named Wait or Acquire block.
+//   - Under pressure a tier is never refused while a lower one is admitted
+//     (deterministic admission, within one compartment or key).
 //   - Implementations are safe for concurrent use.
 type Policy interface {
 	Do(ctx context.Context, fn func(context.Context) error) error

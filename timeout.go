@@ -18,7 +18,11 @@ import (
 //     per-attempt timeout) ended it;
 //   - our deadline fired first and fn failed: an error for which
 //     errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded)
-//     hold, whose message keeps fn's error.
+//     hold, whose message keeps fn's error. It wraps no class and does not
+//     unwrap to fn's error, but it answers [Retryable] and [RetryAfter] as
+//     fn's error does: a request that must not be replayed, or a
+//     downstream's hint, survives the timeout, so a retrier around it
+//     neither replays the one nor forgets the other.
 //
 // Timeout panics if d ≤ 0. In a client chain, put it innermost, so each
 // retried attempt gets its own deadline.
@@ -55,7 +59,7 @@ func (t timeout) Do(ctx context.Context, fn func(context.Context) error) error {
 		if errors.Is(err, ErrTimeout) {
 			return err
 		}
-		return &deadlineError{d: t.d, fnErr: err}
+		return newDeadlineError(t.d, err)
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
@@ -85,6 +89,54 @@ type deadlineError struct {
 	d     time.Duration
 	fnErr error
 }
+
+// The variants of deadlineError that answer Retryable and RetryAfter from
+// fn's own error. A method set is fixed, so an error that has no answer of
+// its own must not grow one: one type per combination.
+type (
+	deadlineReplayError     struct{ *deadlineError }
+	deadlineHintError       struct{ *deadlineError }
+	deadlineReplayHintError struct{ *deadlineError }
+)
+
+// newDeadlineError is the error of our deadline, d, ending fn, which failed
+// with fnErr.
+func newDeadlineError(d time.Duration, fnErr error) error {
+	e := &deadlineError{d: d, fnErr: fnErr}
+	_, replay := find[interface{ Retryable() bool }](fnErr)
+	_, hint := find[interface{ RetryAfter() time.Duration }](fnErr)
+	switch {
+	case replay && hint:
+		return deadlineReplayHintError{e}
+	case replay:
+		return deadlineReplayError{e}
+	case hint:
+		return deadlineHintError{e}
+	}
+	return e
+}
+
+func (e *deadlineError) retryable() bool {
+	r, _ := find[interface{ Retryable() bool }](e.fnErr)
+	return r.Retryable()
+}
+
+func (e *deadlineError) retryAfter() time.Duration {
+	h, _ := find[interface{ RetryAfter() time.Duration }](e.fnErr)
+	return h.RetryAfter()
+}
+
+// Retryable answers as fn's error does.
+func (e deadlineReplayError) Retryable() bool { return e.retryable() }
+
+// RetryAfter answers as fn's error does.
+func (e deadlineHintError) RetryAfter() time.Duration { return e.retryAfter() }
+
+// Retryable answers as fn's error does.
+func (e deadlineReplayHintError) Retryable() bool { return e.retryable() }
+
+// RetryAfter answers as fn's error does.
+func (e deadlineReplayHintError) RetryAfter() time.Duration { return e.retryAfter() }
 
 func (e *deadlineError) Error() string {
 	return "bulwark: timeout after " + e.d.String() + ": " + strconv.Quote(e.fnErr.Error())

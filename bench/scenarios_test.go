@@ -249,6 +249,9 @@ var groups = []group{
 		{"failsafehttp.NewHandler", func(cleaner) func() func() error {
 			return serve(failsafehttp.NewHandler(hello, failsafeStack[*http.Response]()...))
 		}},
+		{"bulwarkhttp.Middleware/priority-header", func(tb cleaner) func() func() error {
+			return serveWith(bulwarkhttp.Middleware(newStack(tb))(hello), http.Header{"Bulwark-Priority": {"sheddable"}})
+		}},
 	}},
 }
 
@@ -267,9 +270,15 @@ var hello = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 
 // serve returns a maker of workers that each serve their own GET request
 // to h in process, with a new recorder per call.
-func serve(h http.Handler) func() func() error {
+func serve(h http.Handler) func() func() error { return serveWith(h, nil) }
+
+// serveWith is serve with the request headers hdr.
+func serveWith(h http.Handler, hdr http.Header) func() func() error {
 	return func() func() error {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
 		return func() error {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)

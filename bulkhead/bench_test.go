@@ -173,6 +173,20 @@ func BenchmarkRefused(b *testing.B) {
 				}
 			}
 		})
+		// With a hold time observed, the refusal carries a hint; it stays
+		// the same, so refusals share one error value.
+		b.Run("bulkhead/"+mp.Name+"/Do/hinted", func(b *testing.B) {
+			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.Provider))
+			_ = bh.Do(ctx, nop)
+			p, _ := bh.TryAcquire()
+			defer p.Release()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bh.Do(ctx, nop); err == nil {
+					b.Fatal("admitted")
+				}
+			}
+		})
 		b.Run("bulkhead/"+mp.Name+"/Do/parallel", func(b *testing.B) {
 			bh := bulkhead.New("bench", 1, bulkhead.WithMeterProvider(mp.Provider))
 			p, _ := bh.TryAcquire()

@@ -5,41 +5,60 @@
 // # Model
 //
 // A Bulkhead has limit slots. A call takes a slot, runs, and gives it back.
-// [Bulkhead.Do], [Bulkhead.Admit] and [Bulkhead.TryAcquire] never wait:
-// when no slot is free, or callers are queued ahead of them, they are
-// refused at once with [ErrFull]. [Bulkhead.Acquire] is the one entry that
-// blocks: when a queue is configured ([WithMaxQueue]) it waits for a slot
-// (without a queue, the default, it too is refused at once):
+// When no slot is free, or callers are queued ahead, what happens depends on
+// how the bulkhead was built:
 //
-//   - The queue is ordered by priority tier ([bulwark.PriorityFrom]): a
-//     freed slot goes to the longest-waiting caller of the highest tier
-//     waiting, so a tier is never kept waiting while a lower one is admitted.
+//   - Built to wait ([WithMaxQueue](n) and [WithMaxWait](d), both > 0):
+//     [Bulkhead.Do], [Bulkhead.Admit] and [Bulkhead.Acquire] wait in the
+//     priority queue for at most d and never past the caller's deadline.
+//     This is how the HTTP and gRPC middleware, which use Do and Admit,
+//     reach the queue.
+//   - Otherwise Do, Admit and [Bulkhead.TryAcquire] are refused at once with
+//     [ErrFull]; Acquire alone waits when a queue is configured (until its
+//     context ends), and is refused at once without one (the default).
+//
+// The queue:
+//
+//   - It is ordered by priority tier ([bulwark.PriorityFrom]): a freed slot
+//     goes to the longest-waiting caller of the highest tier waiting.
 //   - When the queue is full, an arriving caller evicts the newest waiter of
 //     the lowest tier below its own; the evicted waiter leaves with
 //     [ErrEvicted]. With no lower tier waiting, the arrival is refused with
 //     [ErrFull].
-//   - A waiter leaves with [ErrMaxWait] after the maximum wait
-//     ([WithMaxWait]), and at once, with an error for which
-//     errors.Is(err, ctx.Err()) holds, when its context ends.
+//   - A waiter leaves with [ErrMaxWait] after the maximum wait, and at once,
+//     with an error for which errors.Is(err, ctx.Err()) holds, when its
+//     context ends.
+//   - A tier is never refused while a lower one is admitted: a caller that
+//     is refused without waiting (Do, Admit, TryAcquire at tier critical),
+//     or leaves with ErrMaxWait, evicts the waiters of every lower tier, so
+//     the next freed slot cannot go to them.
 //
-// A freed slot goes to the queue before anyone else, so Do, Admit and
-// TryAcquire never jump ahead of a queued caller. A permit is released
-// exactly once: [Permit.Release] is idempotent, and a release of a permit
-// whose slot has since gone to another caller does nothing.
+// A freed slot goes to the queue before anyone else, so no caller jumps
+// ahead of a queued one. A permit is released exactly once:
+// [Permit.Release] is idempotent, and a release of a permit whose slot has
+// since gone to another caller does nothing.
 //
 // Every refusal wraps [ErrFull], which wraps [bulwark.ErrUnavailable], and
 // carries a retry hint ([bulwark.RetryAfter]) derived from the hold times
 // the bulkhead observed: the moving average of sampled hold times × (callers
-// queued + 1) / limit, at least 1 ms; no hint before a hold was observed.
+// queued + 1) / limit, rounded up to whole milliseconds, at least 1 ms; no
+// hint before a hold was observed. The hint is fixed when the refusal is
+// made: a refusal held by one caller never shows another's.
 //
 // # Cost
 //
 // Taking and giving back a slot while no one waits is a few atomic
 // operations on a lock-free stack of free slots, allocates nothing and
-// costs about as much as a buffered-channel semaphore; so does a refusal.
-// A wait in the queue (Acquire only) takes a mutex and allocates one
-// waiter. Hold times are sampled (about one call in 32) to keep clock reads
-// off most calls.
+// costs about as much as a buffered-channel semaphore. A refusal allocates
+// nothing while its hint is the one of the previous refusal of its kind;
+// when the hint changed it allocates one small error (48 bytes). A wait in
+// the queue takes a mutex and allocates one waiter and a timer; a refusal
+// while callers are queued takes the mutex to evict lower tiers. Hold times
+// are sampled on every 32nd use of each slot to keep clock reads off most
+// calls.
+//
+// [Bulkhead.Snapshot] shows the compartment on the admin page
+// ([bulwark.Snapshotter]).
 //
 // # Metrics
 //
@@ -58,12 +77,13 @@
 //     context; TryAcquire under the default tier, critical.
 //   - bulwark.bulkhead.wait.duration (histogram, s, bulwark.priority,
 //     bulwark.outcome = success|refused|ignored): time spent in the queue,
-//     recorded only for callers of Acquire who waited; ignored is a caller
-//     whose context ended while queued.
+//     recorded only for callers who waited; ignored is a caller whose
+//     context ended while queued.
 package bulkhead
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -89,12 +109,13 @@ const (
 	tagOne   = 1 << tagShift
 )
 
-// sampleMask selects the acquisitions whose hold time is measured: those
-// whose stack tag has these bits clear (about one in 32 in a tight loop).
-const sampleMask = 63
+// sampleMask selects the acquisitions whose hold time is measured: every
+// 32nd use of each slot (counted by the slot's generation, which every use
+// bumps), whatever the order of takes and releases across slots.
+const sampleMask = 31
 
-// Bulkhead is a compartment of limit slots with an optional priority queue
-// for [Bulkhead.Acquire]; see the package documentation for the model. It implements
+// Bulkhead is a compartment of limit slots with an optional priority queue;
+// see the package documentation for the model. It implements
 // [bulwark.Policy] and [bulwark.Admitter].
 //
 // Use [New]; the zero value is not usable. A Bulkhead is safe for
@@ -109,14 +130,16 @@ type Bulkhead struct {
 	maxWait  time.Duration
 	name     string
 	epoch    time.Time
+	waits    bool         // Do and Admit wait in the queue (maxQueue > 0 and maxWait > 0)
 	hold     atomic.Int64 // moving average of sampled hold times in ns; 0: none yet
 
-	mu     sync.Mutex
-	tiers  [bulwark.NumPriorities]waitList // by Priority.Index; guarded by mu
-	queued atomic.Int64                    // waiters in all tiers; written under mu
+	mu      sync.Mutex
+	tiers   [bulwark.NumPriorities]waitList // by Priority.Index; guarded by mu
+	queued  atomic.Int64                    // waiters in all tiers; written under mu
+	waiting atomic.Uint32                   // bit Priority.Index set while that tier has waiters; written under mu
 
-	errFull, errEvicted, errMaxWait *refusal
-	m                               *metrics
+	refusals [numKinds]atomic.Pointer[refusal] // the last refusal of each kind, reused while its hint holds
+	m        *metrics
 }
 
 type slot struct {
@@ -144,6 +167,7 @@ func New(name string, limit int, opts ...Option) *Bulkhead {
 		limit:    limit,
 		maxQueue: o.maxQueue,
 		maxWait:  o.maxWait,
+		waits:    o.maxQueue > 0 && o.maxWait > 0,
 		name:     name,
 		epoch:    time.Now(),
 	}
@@ -151,9 +175,9 @@ func New(name string, limit int, opts ...Option) *Bulkhead {
 		b.slots[i].next.Store(uint32(i)) // slot i links to slot i-1; 0 ends
 	}
 	b.head.Store(uint64(limit))
-	b.errFull = newRefusal(b, ErrFull)
-	b.errEvicted = newRefusal(b, ErrEvicted)
-	b.errMaxWait = newRefusal(b, ErrMaxWait)
+	for k := range b.refusals {
+		b.refusals[k].Store(newRefusal(name, k))
+	}
 	b.m = newMetrics(b, o.mp)
 	return b
 }
@@ -206,23 +230,25 @@ func (b *Bulkhead) InFlight() int {
 func (b *Bulkhead) Queued() int { return int(b.queued.Load()) }
 
 // TryAcquire takes a slot if one is free and no caller is queued; it never
-// waits and never jumps ahead of a queued caller. When ok is false the
-// refusal is counted (reason full, tier critical). Release the permit when
-// the work is done.
+// waits and never jumps ahead of a queued caller. It acts at the default
+// tier, critical: when ok is false the refusal is counted (reason full,
+// tier critical) and queued callers of lower tiers are evicted, as for Do.
+// Release the permit when the work is done.
 func (b *Bulkhead) TryAcquire() (p Permit, ok bool) {
 	if idx, tag, ok := b.pop(); ok {
 		return b.take(idx, tag), true
 	}
-	b.m.refuse(reasonFull, bulwark.Critical)
+	_ = b.refuseNow(bulwark.Critical)
 	return Permit{}, false
 }
 
-// Acquire takes a slot for work that outlives a function call; it is the
-// one entry of a Bulkhead that waits. When every slot is taken and a queue
-// is configured ([WithMaxQueue]), it waits in the queue at the tier of
-// [bulwark.PriorityFrom](ctx) until it is granted a slot, evicted
-// ([ErrEvicted]), out of time ([ErrMaxWait], see [WithMaxWait]), or its
-// context ends (an error for which errors.Is(err, ctx.Err()) holds).
+// Acquire takes a slot for work that outlives a function call. When every
+// slot is taken and a queue is configured ([WithMaxQueue]), it waits in the
+// queue at the tier of [bulwark.PriorityFrom](ctx) until it is granted a
+// slot, evicted ([ErrEvicted]), out of time ([ErrMaxWait], see
+// [WithMaxWait]), or its context ends (an error for which
+// errors.Is(err, ctx.Err()) holds); unlike Do and Admit it waits with a
+// queue even without a maximum wait.
 // Without a queue it is refused at once with [ErrFull]. An ended context
 // returns ctx.Err(). Release the permit when the work is done.
 func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
@@ -235,47 +261,75 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 	return b.acquireSlow(ctx)
 }
 
-// Do runs fn in a slot if one is free and no caller is queued; it never
-// waits, even when a queue is configured (the queue is for [Acquire]), and,
-// like TryAcquire, never jumps ahead of a queued caller. Otherwise fn does
-// not run and Do returns a refusal wrapping [ErrFull] (counted as reason
-// full at the tier of [bulwark.PriorityFrom](ctx)), or ctx.Err() when the
-// context has already ended. The slot is released when fn returns, panics
-// or calls runtime.Goexit; the panic passes through.
+// Do runs fn in a slot. When a slot is free and no caller is queued it
+// runs at once. Otherwise, on a bulkhead built to wait ([WithMaxQueue] and
+// [WithMaxWait] both set), Do waits in the priority queue as [Acquire] does,
+// for at most the maximum wait and never past ctx's deadline; on any other
+// bulkhead it is refused at once with [ErrFull] (counted as reason full at
+// the tier of [bulwark.PriorityFrom](ctx)), and callers of lower tiers
+// waiting in the queue are evicted ([ErrEvicted]), so a freed slot never
+// goes to a lower tier while this one was refused. Do never jumps ahead of
+// a queued caller. An ended context returns ctx.Err() without calling fn.
+// The slot is released when fn returns, panics or calls runtime.Goexit;
+// the panic passes through.
 func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	idx, tag, ok := b.pop()
 	if !ok {
-		return b.refuseFull(ctx)
+		return b.doSlow(ctx, fn)
 	}
 	p := b.take(idx, tag)
 	defer p.Release()
 	return fn(ctx)
 }
 
+// doSlow is Do on a full compartment: wait in the queue or refuse.
+func (b *Bulkhead) doSlow(ctx context.Context, fn func(context.Context) error) error {
+	if !b.waits {
+		return b.refuseNow(tierOf(ctx))
+	}
+	p, err := b.acquireSlow(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return fn(ctx)
+}
+
 // Admit is two-step admission ([bulwark.Admitter]) under the rules of Do:
-// it takes a free slot or refuses at once with [ErrFull], and never waits
-// in the queue. done releases the slot; calling it again does nothing. The
-// done func is the one allocation of an admission.
+// it takes a free slot, waits in the queue when the bulkhead was built to
+// wait, or refuses at once with [ErrFull], evicting queued callers of lower
+// tiers. done releases the slot; calling it again does nothing. The done
+// func is the one allocation of an admission.
 func (b *Bulkhead) Admit(ctx context.Context) (done func(error), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	idx, tag, ok := b.pop()
-	if !ok {
-		return nil, b.refuseFull(ctx)
+	var p Permit
+	if idx, tag, ok := b.pop(); ok {
+		p = b.take(idx, tag)
+	} else if !b.waits {
+		return nil, b.refuseNow(tierOf(ctx))
+	} else if p, err = b.acquireSlow(ctx); err != nil {
+		return nil, err
 	}
-	p := b.take(idx, tag)
 	return func(error) { p.Release() }, nil
 }
 
-// refuseFull counts a refusal of a full compartment at the tier of ctx and
-// returns the preallocated ErrFull refusal.
-func (b *Bulkhead) refuseFull(ctx context.Context) error {
-	b.m.refuse(reasonFull, tierOf(ctx))
-	return b.errFull
+// refuseNow refuses a caller of tier prio that found no free slot and will
+// not wait: it counts the refusal, evicts the queued callers of lower tiers
+// (a freed slot must not go to them while prio was refused) and returns an
+// ErrFull refusal carrying this moment's hint.
+func (b *Bulkhead) refuseNow(prio bulwark.Priority) error {
+	b.m.refuse(reasonFull, prio)
+	if tier := prio.Index(); b.waiting.Load()&(1<<tier-1) != 0 {
+		b.mu.Lock()
+		b.evictBelow(tier)
+		b.mu.Unlock()
+	}
+	return b.refusal(kindFull)
 }
 
 // tierOf is the priority of ctx, critical when it carries none valid.
@@ -304,11 +358,12 @@ func (b *Bulkhead) pop() (idx uint32, tag uint64, ok bool) {
 }
 
 // take marks a popped slot held and returns its permit, sampling the start
-// of its hold time now and then.
-func (b *Bulkhead) take(idx uint32, tag uint64) Permit {
+// of its hold time on every 32nd use of the slot (and on every use until a
+// hold was observed).
+func (b *Bulkhead) take(idx uint32, _ uint64) Permit {
 	s := &b.slots[idx]
-	gen := s.gen.Add(1)
-	if tag&sampleMask == 0 || b.hold.Load() == 0 {
+	gen := s.gen.Add(1) // odd: the slot's (gen+1)/2-th use
+	if (gen>>1)&sampleMask == 0 || b.hold.Load() == 0 {
 		s.start.Store(b.now() + 1)
 	}
 	return Permit{b: b, gen: gen, idx: idx}
@@ -358,14 +413,23 @@ func (b *Bulkhead) observeHold(d int64) {
 	}
 }
 
-// retryAfter estimates when a newcomer would find a slot: the mean hold time
-// divided among the slots, for each caller queued plus the newcomer; at
-// least a millisecond, or 0 before any hold time was observed.
-func (b *Bulkhead) retryAfter() time.Duration {
-	mean := b.hold.Load()
+// hintOf estimates when a newcomer would find a slot: the mean hold time
+// (ns) divided among the limit slots, for each of the queued callers plus
+// the newcomer; whole milliseconds rounded up, at least one, or 0 before
+// any hold time was observed.
+func hintOf(mean, queued int64, limit int) time.Duration {
 	if mean <= 0 {
 		return 0
 	}
-	d := time.Duration(mean * (b.queued.Load() + 1) / int64(b.limit))
-	return max(d, time.Millisecond)
+	n := queued + 1
+	if mean > math.MaxInt64/n {
+		return time.Duration(math.MaxInt64) // no overflow into a negative hint
+	}
+	d := time.Duration(mean * n / int64(limit))
+	// Whole milliseconds, rounded up: finer is noise to a client, and a
+	// hint that changes less often lets refusals share an error value.
+	if d >= math.MaxInt64-time.Millisecond {
+		return d
+	}
+	return max((d + time.Millisecond - 1).Truncate(time.Millisecond), time.Millisecond)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,36 +25,88 @@ func TestContract(t *testing.T) {
 	}{
 		{"NoQueue", func() bulwark.Policy { return newQuiet(4) }},
 		{"LimitOne", func() bulwark.Policy { return newQuiet(1) }},
-		{"Queue", func() bulwark.Policy { return newQuiet(2, bulkhead.WithMaxQueue(8), bulkhead.WithMaxWait(time.Second)) }},
+		{"QueueAcquireOnly", func() bulwark.Policy { return newQuiet(2, bulkhead.WithMaxQueue(8)) }},
+		// Do and Admit wait, for less than the suite's bound (1 s).
+		{"QueueWaits", func() bulwark.Policy {
+			return newQuiet(2, bulkhead.WithMaxQueue(8), bulkhead.WithMaxWait(100*time.Millisecond))
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { bulwarktest.TestPolicy(t, tt.give) })
 	}
 }
 
-func TestNewPanics(t *testing.T) {
+// TestValidation: every impossible argument panics at construction with a
+// message naming the package and the option; huge values meaning "no cap"
+// stay valid.
+func TestValidation(t *testing.T) {
 	tests := []struct {
 		name string
 		give func()
+		want string // the panic message starts with it; "" for no panic
 	}{
-		{"limit zero", func() { bulkhead.New("x", 0) }},
-		{"limit negative", func() { bulkhead.New("x", -1) }},
-		{"limit too large", func() { bulkhead.New("x", 1<<24) }},
-		{"negative queue", func() { bulkhead.WithMaxQueue(-1) }},
-		{"negative wait", func() { bulkhead.WithMaxWait(-time.Second) }},
+		{"limit zero", func() { bulkhead.New("x", 0) }, "bulkhead: New: limit"},
+		{"limit negative", func() { bulkhead.New("x", -1) }, "bulkhead: New: limit"},
+		{"limit too large", func() { bulkhead.New("x", 1<<24) }, "bulkhead: New: limit"},
+		{"limit MaxInt", func() { bulkhead.New("x", math.MaxInt) }, "bulkhead: New: limit"},
+		{"limit MinInt", func() { bulkhead.New("x", math.MinInt) }, "bulkhead: New: limit"},
+		{"negative queue", func() { bulkhead.WithMaxQueue(-1) }, "bulkhead: WithMaxQueue"},
+		{"queue too large", func() { bulkhead.WithMaxQueue(1<<30 + 1) }, "bulkhead: WithMaxQueue"},
+		{"queue MaxInt", func() { bulkhead.WithMaxQueue(math.MaxInt) }, "bulkhead: WithMaxQueue"},
+		{"negative wait", func() { bulkhead.WithMaxWait(-time.Second) }, "bulkhead: WithMaxWait"},
+		{"wait MinInt64", func() { bulkhead.WithMaxWait(math.MinInt64) }, "bulkhead: WithMaxWait"},
+		{"limit one", func() { bulkhead.New("x", 1) }, ""},
+		{"queue zero", func() { bulkhead.New("x", 1, bulkhead.WithMaxQueue(0)) }, ""},
+		{"queue max", func() { bulkhead.WithMaxQueue(1 << 30) }, ""},
+		{"wait zero", func() { bulkhead.New("x", 1, bulkhead.WithMaxQueue(1), bulkhead.WithMaxWait(0)) }, ""},
+		{"wait MaxInt64 (no cap)", func() {
+			b := bulkhead.New("x", 1, bulkhead.WithMaxQueue(1), bulkhead.WithMaxWait(math.MaxInt64))
+			if err := b.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+				panic("Do() = " + err.Error())
+			}
+		}, ""},
+		{"nil meter provider", func() { bulkhead.New("x", 1, bulkhead.WithMeterProvider(nil)) }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
 				r := recover()
 				s, _ := r.(string)
-				if len(s) < 9 || s[:9] != "bulkhead:" {
-					t.Errorf("panic %v, want a message starting with \"bulkhead:\"", r)
+				switch {
+				case tt.want == "" && r != nil:
+					t.Errorf("panic %v, want none", r)
+				case tt.want != "" && !strings.HasPrefix(s, tt.want):
+					t.Errorf("panic %v, want a message starting with %q", r, tt.want)
 				}
 			}()
 			tt.give()
 		})
 	}
+}
+
+// TestHugeHoldHintDoesNotOverflow: a hold time near the limit of
+// time.Duration with callers queued gives a huge hint, never a negative
+// one.
+func TestHugeHoldHintDoesNotOverflow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newQuiet(1, bulkhead.WithMaxQueue(8))
+		_ = b.Do(context.Background(), func(context.Context) error { time.Sleep(math.MaxInt64 / 4); return nil })
+		hold, _ := b.TryAcquire()
+		out := make(chan result, 8)
+		for i := range 6 {
+			queueCaller(context.Background(), b, i, out, nil)
+		}
+		synctest.Wait()
+		err := b.Do(context.Background(), func(context.Context) error { return nil })
+		if h, ok := bulwark.RetryAfter(err); !ok || h < time.Duration(math.MaxInt64/4) {
+			t.Errorf("RetryAfter() = %v, %v, want a huge positive hint", h, ok)
+		}
+		hold.Release()
+		for range 6 {
+			<-out
+		}
+		synctest.Wait()
+	})
 }
 
 // TestNilOptionsIgnoredLastWins: Acquire on a full bulkhead waits only when

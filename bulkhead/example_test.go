@@ -13,7 +13,8 @@ import (
 )
 
 // A bulkhead caps the calls to one dependency; when the compartment is
-// full, Do refuses at once (it never waits, even with a queue configured).
+// full, Do refuses at once (unless the bulkhead was built to wait, see
+// WithMaxQueue).
 func Example() {
 	payments := bulkhead.New("payments", 10)
 	err := payments.Do(context.Background(), func(ctx context.Context) error {
@@ -26,27 +27,25 @@ func Example() {
 	// <nil>
 }
 
-// With a queue, Acquire waits for a slot, the most important tier first;
-// Do still never waits: it refuses at once when no slot is free.
+// Built with a queue and a maximum wait, a bulkhead lets Do (and Admit,
+// which the HTTP and gRPC middleware use) wait for a slot, the most
+// important tier first, for at most the maximum wait.
 func ExampleWithMaxQueue() {
 	b := bulkhead.New("reports", 1, bulkhead.WithMaxQueue(10), bulkhead.WithMaxWait(time.Minute))
 	hold, _ := b.TryAcquire()
-
-	err := b.Do(context.Background(), func(context.Context) error { return nil })
-	fmt.Println("Do refused at once:", errors.Is(err, bulkhead.ErrFull))
 
 	var wg sync.WaitGroup
 	for i, p := range []bulwark.Priority{bulwark.Sheddable, bulwark.CriticalPlus, bulwark.Critical} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			permit, err := b.Acquire(bulwark.WithPriority(context.Background(), p))
+			err := b.Do(bulwark.WithPriority(context.Background(), p), func(context.Context) error {
+				fmt.Println("ran", p)
+				return nil
+			})
 			if err != nil {
 				fmt.Println(p, err)
-				return
 			}
-			defer permit.Release()
-			fmt.Println("acquired", p)
 		}()
 		for b.Queued() != i+1 { // wait until it is queued, to fix the arrival order
 			runtime.Gosched()
@@ -55,10 +54,33 @@ func ExampleWithMaxQueue() {
 	hold.Release()
 	wg.Wait()
 	// Output:
-	// Do refused at once: true
-	// acquired critical-plus
-	// acquired critical
-	// acquired sheddable
+	// ran critical-plus
+	// ran critical
+	// ran sheddable
+}
+
+// Without a maximum wait, Do never waits; a refused call evicts the
+// callers of lower tiers waiting in Acquire, so the next free slot cannot
+// go to them while a more important call was turned away.
+func ExampleBulkhead_Do_refusalEvicts() {
+	b := bulkhead.New("exports", 1, bulkhead.WithMaxQueue(10))
+	hold, _ := b.TryAcquire()
+	defer hold.Release()
+
+	queued := make(chan error)
+	go func() {
+		_, err := b.Acquire(bulwark.WithPriority(context.Background(), bulwark.Sheddable))
+		queued <- err
+	}()
+	for b.Queued() != 1 {
+		runtime.Gosched()
+	}
+	err := b.Do(bulwark.WithPriority(context.Background(), bulwark.CriticalPlus), func(context.Context) error { return nil })
+	fmt.Println("critical-plus:", err)
+	fmt.Println("sheddable:", <-queued)
+	// Output:
+	// critical-plus: bulkhead "exports": full: bulwark: unavailable
+	// sheddable: bulkhead "exports": evicted from the queue: bulkhead: full: bulwark: unavailable
 }
 
 // Permits are for work that outlives a function call. Releasing twice is
@@ -92,4 +114,24 @@ func ExampleErrFull() {
 	// Output:
 	// true true
 	// bulkhead "search": full: bulwark: unavailable
+}
+
+// A bulkhead shows itself on the admin page through bulwark.Snapshotter.
+func ExampleBulkhead_Snapshot() {
+	b := bulkhead.New("db", 1)
+	p, _ := b.TryAcquire()
+	defer p.Release()
+	_ = b.Do(context.Background(), func(context.Context) error { return nil }) // refused
+
+	s := b.Snapshot()
+	fmt.Println(s.Name, s.Kind, s.State, s.Health)
+	for _, f := range s.Figures[:4] {
+		fmt.Println(f.Name, f.Value)
+	}
+	// Output:
+	// db bulkhead full warn
+	// limit 1
+	// in-flight 1
+	// queued 0
+	// refused 1
 }

@@ -21,11 +21,12 @@ type optionFunc func(*options)
 
 func (f optionFunc) apply(o *options) { f(o) }
 
-// WithMaxQueue lets up to n callers of [Bulkhead.Acquire] wait for a slot
-// when the compartment is full, in priority order (see [Bulkhead]). It
-// governs Acquire only: Do, Admit and TryAcquire never wait, queue or not.
-// With n = 0 a full compartment refuses Acquire at once with [ErrFull]. It
-// panics if n is negative or larger than 1<<30.
+// WithMaxQueue lets up to n callers wait for a slot when the compartment is
+// full, in priority order (see the package documentation): callers of
+// [Bulkhead.Acquire], and, when [WithMaxWait] is set too, callers of Do and
+// Admit. TryAcquire never waits. With n = 0 a full compartment refuses
+// every caller at once with [ErrFull]. It panics if n is negative or larger
+// than 1<<30.
 // Default: 0 (no queue).
 func WithMaxQueue(n int) Option {
 	if n < 0 || n > maxQueueLimit {
@@ -34,12 +35,15 @@ func WithMaxQueue(n int) Option {
 	return optionFunc(func(o *options) { o.maxQueue = n })
 }
 
-// WithMaxWait bounds how long a caller of [Bulkhead.Acquire] waits in the
-// queue; a caller still queued after d leaves with [ErrMaxWait]. Zero means
-// no bound other than the caller's context. It has no effect without
-// [WithMaxQueue], and none on Do, Admit or TryAcquire, which never wait.
-// It panics if d is negative.
-// Default: 0 (wait until the context ends).
+// WithMaxWait bounds how long a caller waits in the queue; a caller still
+// queued after d leaves with [ErrMaxWait]. With d > 0 and a queue
+// ([WithMaxQueue]), Do and Admit wait in the queue too (for at most d, and
+// never past the caller's deadline); with d = 0 they refuse at once and
+// only Acquire waits, bounded by its context alone. It has no effect
+// without WithMaxQueue. Huge values (math.MaxInt64) are valid: no bound
+// but the caller's context. It panics if d is negative.
+// Default: 0 (Do and Admit never wait; Acquire waits until its context
+// ends).
 func WithMaxWait(d time.Duration) Option {
 	if d < 0 {
 		panic("bulkhead: WithMaxWait: d must be >= 0, got " + d.String())

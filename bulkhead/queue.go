@@ -63,7 +63,7 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) (Permit, error) {
 	prio := tierOf(ctx)
 	if b.maxQueue == 0 {
 		b.m.refuse(reasonFull, prio)
-		return Permit{}, b.errFull
+		return Permit{}, b.refusal(kindFull)
 	}
 	b.mu.Lock()
 	for {
@@ -88,15 +88,17 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) (Permit, error) {
 		if victim == nil {
 			b.mu.Unlock()
 			b.m.refuse(reasonFull, prio)
-			return Permit{}, b.errFull
+			return Permit{}, b.refusal(kindFull)
 		}
 		b.tiers[victim.tier].remove(victim)
+		b.markTier(victim.tier)
 		b.queued.Add(-1)
 		victim.state = evicted
 		close(victim.ready)
 	}
 	wt := &waiter{tier: tier, ready: make(chan struct{})}
 	b.tiers[tier].pushBack(wt)
+	b.markTier(tier)
 	b.queued.Add(1)
 	b.mu.Unlock()
 	return b.wait(ctx, wt, prio)
@@ -111,6 +113,29 @@ func (b *Bulkhead) evictable(tier int) *waiter {
 		}
 	}
 	return nil
+}
+
+// markTier records in b.waiting whether tier has callers queued. b.mu is
+// held.
+func (b *Bulkhead) markTier(tier int) {
+	m := b.waiting.Load()
+	if b.tiers[tier].n > 0 {
+		m |= 1 << tier
+	} else {
+		m &^= 1 << tier
+	}
+	b.waiting.Store(m)
+}
+
+// evictBelow evicts every queued caller of a tier below tier. b.mu is held.
+func (b *Bulkhead) evictBelow(tier int) {
+	for t := 0; t < tier; t++ {
+		for w := b.tiers[t].head; w != nil; w = b.tiers[t].head {
+			b.dequeue(w)
+			w.state = evicted
+			close(w.ready)
+		}
+	}
 }
 
 // nextWaiter returns the longest-waiting caller of the highest tier queued,
@@ -128,6 +153,7 @@ func (b *Bulkhead) nextWaiter() *waiter {
 // empties. b.mu is held.
 func (b *Bulkhead) dequeue(w *waiter) {
 	b.tiers[w.tier].remove(w)
+	b.markTier(w.tier)
 	if b.queued.Add(-1) != 0 {
 		return
 	}
@@ -175,6 +201,11 @@ func (b *Bulkhead) wait(ctx context.Context, w *waiter, prio bulwark.Priority) (
 		b.mu.Lock()
 		if w.state == waiting {
 			b.dequeue(w)
+			if !ctxEnded {
+				// Refused after the maximum wait: lower tiers must
+				// not get the next slot in its place.
+				b.evictBelow(w.tier)
+			}
 			b.mu.Unlock()
 			waited := time.Since(start)
 			if ctxEnded {
@@ -183,7 +214,7 @@ func (b *Bulkhead) wait(ctx context.Context, w *waiter, prio bulwark.Priority) (
 			}
 			b.m.waited(ctx, outcomeRefused, prio, waited)
 			b.m.refuse(reasonTimeout, prio)
-			return Permit{}, b.errMaxWait
+			return Permit{}, b.refusal(kindMaxWait)
 		}
 		b.mu.Unlock()
 	}
@@ -191,7 +222,7 @@ func (b *Bulkhead) wait(ctx context.Context, w *waiter, prio bulwark.Priority) (
 	if w.state == evicted {
 		b.m.waited(ctx, outcomeRefused, prio, waited)
 		b.m.refuse(reasonEvicted, prio)
-		return Permit{}, b.errEvicted
+		return Permit{}, b.refusal(kindEvicted)
 	}
 	p := Permit{b: b, gen: w.gen, idx: w.idx}
 	if ctxEnded {

@@ -296,8 +296,18 @@ func TestMaxWait(t *testing.T) {
 // releases; the bulkhead must never exceed its limit and must end idle with
 // every slot free.
 func TestStress(t *testing.T) {
+	t.Run("DoWaits", func(t *testing.T) {
+		stress(t, newQuiet(3, bulkhead.WithMaxQueue(6), bulkhead.WithMaxWait(2*time.Millisecond)))
+	})
+	// Do and Admit refuse at once and evict lower tiers from Acquire's
+	// queue.
+	t.Run("DoRefusesAndEvicts", func(t *testing.T) {
+		stress(t, newQuiet(3, bulkhead.WithMaxQueue(6)))
+	})
+}
+
+func stress(t *testing.T, b *bulkhead.Bulkhead) {
 	const limit, workers, rounds = 3, 32, 60
-	b := newQuiet(limit, bulkhead.WithMaxQueue(6), bulkhead.WithMaxWait(2*time.Millisecond))
 	var cur, maxSeen atomic.Int64
 	enter := func() {
 		n := cur.Add(1)
@@ -311,7 +321,7 @@ func TestStress(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			for range rounds {
-				switch rng.IntN(4) {
+				switch rng.IntN(5) {
 				case 0:
 					if p, ok := b.TryAcquire(); ok {
 						enter()
@@ -329,6 +339,16 @@ func TestStress(t *testing.T) {
 						p.Release()
 					} else if !errors.Is(err, bulkhead.ErrFull) && !errors.Is(err, context.DeadlineExceeded) {
 						t.Errorf("Acquire() = %v", err)
+					}
+				case 2:
+					done, err := b.Admit(prioCtx(bulwark.Priorities[rng.IntN(4)]))
+					if err == nil {
+						enter()
+						cur.Add(-1)
+						done(nil)
+						done(nil)
+					} else if !errors.Is(err, bulkhead.ErrFull) {
+						t.Errorf("Admit() = %v", err)
 					}
 				default:
 					err := b.Do(prioCtx(bulwark.Priorities[rng.IntN(4)]), func(context.Context) error {
@@ -373,17 +393,20 @@ func TestStress(t *testing.T) {
 // and Admit refuse at once with ErrFull (no time passes, the queue does not
 // grow, the refusal counts at the context's tier), whatever their tier,
 // while Acquire waits for the slot.
-func TestDoAndAdmitNeverWait(t *testing.T) {
+// TestDoAndAdmitWithoutMaxWaitRefuseAtOnce: with a queue but no maximum
+// wait, Do and Admit never wait; a refused CriticalPlus evicts the lower
+// tiers queued, so the slot freed next goes to nobody below it.
+func TestDoAndAdmitWithoutMaxWaitRefuseAtOnce(t *testing.T) {
 	tests := []struct {
-		name   string
-		give   func(b *bulkhead.Bulkhead, out chan result, release <-chan struct{}) (free func())
-		queued int // callers queued before Do and Admit arrive
+		name    string
+		give    func(b *bulkhead.Bulkhead, out chan result, release <-chan struct{}) (free func())
+		evicted int // lower-tier callers queued before Do and Admit arrive
 	}{
 		{"compartment full", func(b *bulkhead.Bulkhead, _ chan result, _ <-chan struct{}) func() {
 			hold, _ := b.TryAcquire()
 			return hold.Release
 		}, 0},
-		{"callers queued", func(b *bulkhead.Bulkhead, out chan result, _ <-chan struct{}) func() {
+		{"lower tier queued", func(b *bulkhead.Bulkhead, out chan result, _ <-chan struct{}) func() {
 			hold, _ := b.TryAcquire()
 			queueCaller(prioCtx(sh), b, 1, out, nil)
 			synctest.Wait()
@@ -404,13 +427,13 @@ func TestDoAndAdmitNeverWait(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				reader := metrictest.New(t)
-				b := bulkhead.New("api", 1, bulkhead.WithMaxQueue(4), bulkhead.WithMaxWait(time.Minute), bulkhead.WithMeterProvider(reader.Provider))
+				b := bulkhead.New("api", 1, bulkhead.WithMaxQueue(4), bulkhead.WithMeterProvider(reader.Provider))
 				out := make(chan result, 4)
 				release := make(chan struct{})
 				free := tt.give(b, out, release)
 
 				start := time.Now()
-				ctx := prioCtx(cp) // the highest tier: it would evict or jump ahead if anything did
+				ctx := prioCtx(cp)
 				called := false
 				err := b.Do(ctx, func(context.Context) error { called = true; return nil })
 				if !errors.Is(err, bulkhead.ErrFull) || !errors.Is(err, bulwark.ErrUnavailable) ||
@@ -428,11 +451,19 @@ func TestDoAndAdmitNeverWait(t *testing.T) {
 				if d := time.Since(start); d != 0 {
 					t.Errorf("Do and Admit took %v, want 0", d)
 				}
-				if got := b.Queued(); got != tt.queued {
-					t.Errorf("Queued() = %d after Do and Admit, want %d (they do not queue)", got, tt.queued)
+				for range tt.evicted {
+					if r := <-out; !errors.Is(r.err, bulkhead.ErrEvicted) {
+						t.Errorf("caller %d: %v, want ErrEvicted (a higher tier was refused)", r.id, r.err)
+					}
+				}
+				if got := b.Queued(); got != 0 {
+					t.Errorf("Queued() = %d after Do and Admit, want 0 (they do not queue, lower tiers are evicted)", got)
 				}
 				if v := reader.Int64("bulwark.bulkhead.refused")[apiKey(append(prio(cp), reason("full")...)...)]; v != 2 {
 					t.Errorf("refused{full, critical-plus} = %d, want 2", v)
+				}
+				if v := reader.Int64("bulwark.bulkhead.refused")[apiKey(append(prio(sh), reason("evicted")...)...)]; v != int64(tt.evicted) {
+					t.Errorf("refused{evicted, sheddable} = %d, want %d", v, tt.evicted)
 				}
 
 				// Acquire, at the same tier, waits for the slot.
@@ -446,19 +477,14 @@ func TestDoAndAdmitNeverWait(t *testing.T) {
 					p.Release()
 				}()
 				synctest.Wait()
-				if got := b.Queued(); got != tt.queued+1 {
-					t.Errorf("Queued() = %d while Acquire waits, want %d", got, tt.queued+1)
+				if got := b.Queued(); got != 1 {
+					t.Errorf("Queued() = %d while Acquire waits, want 1", got)
 				}
 				time.Sleep(time.Second)
 				free()
 				close(release)
 				if at := <-acquired; at != time.Second {
 					t.Errorf("Acquire() admitted after %v, want 1s (when the slot was freed)", at)
-				}
-				for range tt.queued {
-					if r := <-out; r.err != nil {
-						t.Errorf("caller %d: %v, want admission", r.id, r.err)
-					}
 				}
 				synctest.Wait()
 				if b.Queued() != 0 || b.InFlight() != 0 {

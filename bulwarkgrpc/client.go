@@ -40,40 +40,64 @@ func newClient(fn string, p bulwark.Policy, opts []Option) *client {
 	return c
 }
 
-// outgoing adds the attempt number and, unless told not to, the effective
-// tier to the outgoing metadata of one attempt, in place of any value the
-// caller's outgoing metadata already had (a proxy forwarding its incoming
-// metadata would otherwise pass the raw tier on, first, to a downstream
-// that reads the first value).
+// outgoing adds the attempt number, unless told not to the effective tier,
+// and the drill marker ([bulwark.DrillFrom]) to the outgoing metadata of
+// one attempt, in place of any value the caller's outgoing metadata
+// already had (a proxy forwarding its incoming metadata would otherwise
+// pass the raw tier on, first, to a downstream that reads the first
+// value). When the context has no tier ([bulwark.LookupPriority]), a tier
+// the caller put into the outgoing metadata by hand is kept, capped at
+// critical; an unparseable one is replaced by critical.
 func (c *client) outgoing(ctx context.Context, method string) context.Context {
-	ctx = withoutOwnMetadata(ctx)
 	info := bulwark.CallInfoFrom(ctx)
+	p := info.Priority
+	if !info.HasPriority() {
+		if vs := metadata.ValueFromOutgoingContext(ctx, MetadataPriority); len(vs) > 0 {
+			if hp, err := bulwark.ParsePriority(vs[0]); err == nil {
+				p = min(hp, bulwark.Critical)
+			}
+		}
+	}
+	if !p.Valid() {
+		p = bulwark.Critical
+	}
+	drill := bulwark.DrillFrom(ctx)
+	if !validMarker(drill) {
+		drill = ""
+	}
+	ctx = withoutOwnMetadata(ctx, drill != "")
 	attempt := "1"
 	if info.Attempt > 1 {
 		attempt = strconv.Itoa(info.Attempt)
 	}
-	if c.o.propagate != nil && !c.o.propagate(ctx, method) {
-		return metadata.AppendToOutgoingContext(ctx, MetadataAttempt, attempt)
+	send := c.o.propagate == nil || c.o.propagate(ctx, method)
+	switch {
+	case send && drill != "":
+		return metadata.AppendToOutgoingContext(ctx, MetadataPriority, p.String(), MetadataAttempt, attempt, MetadataDrill, drill)
+	case send:
+		return metadata.AppendToOutgoingContext(ctx, MetadataPriority, p.String(), MetadataAttempt, attempt)
+	case drill != "":
+		return metadata.AppendToOutgoingContext(ctx, MetadataAttempt, attempt, MetadataDrill, drill)
 	}
-	p := info.Priority
-	if !p.Valid() {
-		p = bulwark.Critical
-	}
-	return metadata.AppendToOutgoingContext(ctx, MetadataPriority, p.String(), MetadataAttempt, attempt)
+	return metadata.AppendToOutgoingContext(ctx, MetadataAttempt, attempt)
 }
 
 // withoutOwnMetadata returns ctx without bulwark-priority and
-// bulwark-attempt in its outgoing metadata. It costs a context lookup when
-// ctx has no outgoing metadata, and copies the metadata only when it has
-// one of the two.
-func withoutOwnMetadata(ctx context.Context) context.Context {
+// bulwark-attempt (and bulwark-drill when drill) in its outgoing metadata.
+// It costs a context lookup when ctx has no outgoing metadata, and copies
+// the metadata only when it has one of them.
+func withoutOwnMetadata(ctx context.Context, drill bool) context.Context {
 	if metadata.ValueFromOutgoingContext(ctx, MetadataPriority) == nil &&
-		metadata.ValueFromOutgoingContext(ctx, MetadataAttempt) == nil {
+		metadata.ValueFromOutgoingContext(ctx, MetadataAttempt) == nil &&
+		(!drill || metadata.ValueFromOutgoingContext(ctx, MetadataDrill) == nil) {
 		return ctx
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md.Delete(MetadataPriority)
 	md.Delete(MetadataAttempt)
+	if drill {
+		md.Delete(MetadataDrill)
+	}
 	return metadata.NewOutgoingContext(ctx, md)
 }
 

@@ -6,11 +6,16 @@
 //
 // [UnaryServerInterceptor] and [StreamServerInterceptor] run each handler
 // under a policy. Before the policy sees the call they put one
-// [bulwark.CallInfo] into the context: the effective priority tier, read
+// [bulwark.CallInfo] into the context, keeping what an earlier interceptor
+// (authentication, tenant) put there: the effective priority tier, read
 // from the bulwark-priority metadata under the trust rule (a peer may only
 // lower its tier: critical-plus is honoured only from peers that
-// [WithTrustPriority] trusts, and an unparseable tier is the default,
-// critical), and the partition key of [WithKeyFunc].
+// [WithTrustPriority] trusts; an absent or unparseable tier changes
+// nothing, so the default is critical; and a tier already in the context
+// may only be lowered), and the partition key of [WithKeyFunc] (a key
+// already in the context is kept when it returns ""). A valid bulwark-drill
+// marker (1 to 64 characters of visible ASCII) goes into the context with
+// [bulwark.WithDrill].
 //
 // A handler's answer is a failure for the policies when its status code is
 // one of the failure codes (default: Unavailable, DeadlineExceeded,
@@ -28,7 +33,14 @@
 //
 // A refusal with a retry hint ([bulwark.RetryAfter]) carries it twice: as a
 // google.rpc.RetryInfo status detail and as the grpc-retry-pushback-ms
-// trailer, which is the one grpc-go's own retry reads. A handler error of
+// trailer, which is the one grpc-go's own retry reads (in whole
+// milliseconds, rounded up, never overflowing into a negative). A refusal
+// by a degradation switch ([bulwark.Degraded]) carries its name in the
+// bulwark-degraded trailer; a handler that degrades its own answer says so
+// with [MarkDegraded]. When a handler's error carries a downstream's own
+// "do not retry" (a negative or unparseable pushback it sent), the server
+// relays it as grpc-retry-pushback-ms -1; nothing else (a retry that gave
+// up, a request that cannot be replayed) is relayed so. A handler error of
 // one of these classes is mapped the same way; any other handler error,
 // status or not, passes through untouched. A caller that went away is
 // answered CANCELED (or DEADLINE_EXCEEDED for its own deadline) and is
@@ -42,7 +54,12 @@
 // bulwark-priority (unless [WithPriorityPropagation] says not to) and the
 // 1-based attempt number ([bulwark.AttemptFrom]) as bulwark-attempt, in
 // place of any value of either in the caller's outgoing metadata (a proxy
-// that forwards its incoming metadata never passes a raw tier on). The
+// that forwards its incoming metadata never passes a raw tier on). When
+// the context has no tier ([bulwark.LookupPriority]), a tier the caller set
+// in the outgoing metadata by hand is kept, capped at critical (an
+// unparseable one becomes critical); a tier outside the four is sent as
+// critical. The context's drill marker ([bulwark.DrillFrom]) is sent as
+// bulwark-drill. The
 // reserved grpc-previous-rpc-attempts header is never written: grpc-go sets
 // it for its own transparent and configured retries, and a server may read
 // both.

@@ -25,6 +25,13 @@ const (
 	// MetadataPushback is gRPC's retry pushback trailer (gRFC A6): the
 	// milliseconds to wait before a retry; negative means do not retry.
 	MetadataPushback = "grpc-retry-pushback-ms"
+	// MetadataDrill marks synthetic traffic for an armed drill
+	// ([bulwark.WithDrill]): read by the server interceptors, sent by the
+	// client ones.
+	MetadataDrill = "bulwark-drill"
+	// MetadataDegraded names the degradation switch that refused a call
+	// or degraded its answer (see [MarkDegraded]).
+	MetadataDegraded = "bulwark-degraded"
 )
 
 // RemoteError is a downstream's UNAVAILABLE or RESOURCE_EXHAUSTED answer,
@@ -212,11 +219,43 @@ func isClass(err error) bool {
 		errors.Is(err, bulwark.ErrTimeout)
 }
 
-// pushbackMD is the grpc-retry-pushback-ms trailer for hint, in whole
-// milliseconds rounded up.
-func pushbackMD(hint time.Duration) metadata.MD {
-	ms := (hint + time.Millisecond - 1) / time.Millisecond
-	return metadata.MD{MetadataPushback: []string{strconv.FormatInt(int64(ms), 10)}}
+// pushbackValue is the grpc-retry-pushback-ms value for hint > 0, in whole
+// milliseconds rounded up. It does not add before dividing, which would
+// overflow into a negative ("never retry") for a hint near the largest
+// Duration.
+func pushbackValue(hint time.Duration) string {
+	ms := int64(hint / time.Millisecond)
+	if hint%time.Millisecond > 0 {
+		ms++
+	}
+	return strconv.FormatInt(ms, 10)
+}
+
+// downstreamSaidNoRetry reports whether err carries a downstream's own
+// "do not retry": a negative or unparseable grpc-retry-pushback-ms it
+// sent. A retry policy that gave up, or a request that cannot be
+// replayed, is not the downstream's word.
+func downstreamSaidNoRetry(err error) bool {
+	var pe *pushbackError
+	if errors.As(err, &pe) && !pe.retry {
+		return true
+	}
+	var pse *pushbackStatusError
+	return errors.As(err, &pse) && !pse.retry
+}
+
+// validMarker reports whether s may be a drill or degradation marker: 1
+// to 64 characters of visible ASCII.
+func validMarker(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 const internalCode = codes.Internal

@@ -57,7 +57,7 @@ func FuzzServerPriority(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string, trusted bool) {
 		s := &server{o: newOptions([]Option{WithTrustPriority(func(context.Context) bool { return trusted })})}
 		ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{MetadataPriority: {v}})
-		got := s.priority(ctx)
+		got, _, _ := s.metadataTier(ctx)
 		want, err := bulwark.ParsePriority(v)
 		switch {
 		case err != nil:
@@ -67,6 +67,48 @@ func FuzzServerPriority(f *testing.F) {
 		}
 		if got != want {
 			t.Fatalf("priority(%q, trusted %t) = %v, want %v", v, trusted, got, want)
+		}
+	})
+}
+
+// FuzzPushbackValue: a positive hint is sent as a non-negative pushback of
+// at least the hint, whatever its size, and it parses back.
+func FuzzPushbackValue(f *testing.F) {
+	for _, d := range []int64{1, 999_999, 1_000_000, 1<<63 - 1, 1<<63 - 1_000_000} {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, d int64) {
+		if d <= 0 {
+			return
+		}
+		v := pushbackValue(time.Duration(d))
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			t.Fatalf("pushbackValue(%d) = %q", d, v)
+		}
+		if ms < d/1e6 || (d%1e6 != 0 && ms < d/1e6+1) {
+			t.Fatalf("pushbackValue(%d) = %d ms, less than the hint", d, ms)
+		}
+		if hint, retry := parsePushback(v); !retry || hint <= 0 {
+			t.Fatalf("parsePushback(%q) = %v, %v", v, hint, retry)
+		}
+	})
+}
+
+// FuzzMarker: validMarker accepts exactly 1 to 64 visible ASCII bytes.
+func FuzzMarker(f *testing.F) {
+	for _, s := range []string{"", "game-day", "a b", "\x7f", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := len(s) >= 1 && len(s) <= 64
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x21 || s[i] > 0x7e {
+				want = false
+			}
+		}
+		if got := validMarker(s); got != want {
+			t.Fatalf("validMarker(%q) = %v, want %v", s, got, want)
 		}
 	})
 }

@@ -34,32 +34,61 @@ func newServer(fn string, p bulwark.Policy, opts []Option) *server {
 	return s
 }
 
-// callContext puts the call's CallInfo into ctx: the effective tier under
-// the trust rule and the key.
+// callContext puts the call's CallInfo into ctx, keeping what an earlier
+// interceptor put there: its key, unless the key function gives another,
+// and its tier, which the bulwark-priority metadata may only lower. A
+// valid bulwark-drill marker goes in as [bulwark.WithDrill]. It returns
+// the effective tier, for the metrics.
 func (s *server) callContext(ctx context.Context, fullMethod string) (context.Context, bulwark.Priority) {
-	info := bulwark.CallInfo{Priority: s.priority(ctx)}
-	if s.o.key != nil {
-		info.Key = s.o.key(ctx, fullMethod)
+	info := bulwark.CallInfoFrom(ctx)
+	had := info.HasPriority()
+	changed := false
+	if p, claimed, ok := s.metadataTier(ctx); ok {
+		if had {
+			p = min(p, info.Priority)
+		}
+		if p != info.Priority || (!had && claimed != bulwark.Critical) {
+			info.Priority, info.PrioritySet = p, true
+			changed = true
+		}
 	}
-	return bulwark.WithCallInfo(ctx, info), info.Priority
+	if s.o.key != nil {
+		if k := s.o.key(ctx, fullMethod); k != "" && k != info.Key {
+			info.Key = k
+			changed = true
+		}
+	}
+	if changed {
+		ctx = bulwark.WithCallInfo(ctx, info)
+	}
+	if vs := metadata.ValueFromIncomingContext(ctx, MetadataDrill); len(vs) > 0 && validMarker(vs[0]) && vs[0] != bulwark.DrillFrom(ctx) {
+		ctx = bulwark.WithDrill(ctx, vs[0])
+	}
+	p := info.Priority
+	if !p.Valid() {
+		p = bulwark.Critical
+	}
+	return ctx, p
 }
 
-// priority is the effective tier of the call: the bulwark-priority
-// metadata, critical when absent or unparseable, and critical-plus only
-// from a trusted peer.
-func (s *server) priority(ctx context.Context) bulwark.Priority {
+// metadataTier is the tier the bulwark-priority metadata asks for under
+// the trust rule (critical-plus only from a trusted peer), and the tier it
+// claimed; ok is false when it is absent or unparseable, which changes
+// nothing.
+func (s *server) metadataTier(ctx context.Context) (p, claimed bulwark.Priority, ok bool) {
 	vs := metadata.ValueFromIncomingContext(ctx, MetadataPriority)
 	if len(vs) == 0 {
-		return bulwark.Critical
+		return bulwark.Critical, bulwark.Critical, false
 	}
-	p, err := bulwark.ParsePriority(vs[0])
+	claimed, err := bulwark.ParsePriority(vs[0])
 	if err != nil {
-		return bulwark.Critical
+		return bulwark.Critical, bulwark.Critical, false
 	}
+	p = claimed
 	if p == bulwark.CriticalPlus && (s.o.trust == nil || !s.o.trust(ctx)) {
-		return bulwark.Critical
+		p = bulwark.Critical
 	}
-	return p
+	return p, claimed, true
 }
 
 // failure reports whether the handler's answer herr is a failure for the
@@ -115,24 +144,48 @@ func (s *server) answer(ctx context.Context, prio bulwark.Priority, ran bool, er
 
 // wire maps err to the error sent to the client: classes to their codes
 // (with the retry hint as RetryInfo and trailer), other errors with a status
-// untouched, other policy errors to INTERNAL.
+// untouched, other policy errors to INTERNAL. The trailer also carries
+// bulwark-degraded for a degradation switch's refusal, and pushback -1
+// when a downstream said "do not retry" (and only then).
 func (s *server) wire(err error, fromPolicy bool) (metadata.MD, error) {
 	if err == nil {
 		return nil, nil
 	}
+	md := trailerFor(err)
 	if !isClass(err) {
 		if hasStatus(err) || !fromPolicy {
-			return nil, err
+			return md, err
 		}
 		if isContextErr(err) {
-			return nil, status.FromContextError(err).Err()
+			return md, status.FromContextError(err).Err()
 		}
 	}
 	st, hint := statusOf(err, internalCode)
-	if hint > 0 {
-		return pushbackMD(hint), st.Err()
+	if hint > 0 && md[MetadataPushback] == nil {
+		md = mdSet(md, MetadataPushback, pushbackValue(hint))
 	}
-	return nil, st.Err()
+	return md, st.Err()
+}
+
+// trailerFor is the trailer err calls for apart from a hint:
+// bulwark-degraded, and a downstream's own "do not retry".
+func trailerFor(err error) metadata.MD {
+	var md metadata.MD
+	if name, ok := bulwark.Degraded(err); ok && validMarker(name) {
+		md = mdSet(md, MetadataDegraded, name)
+	}
+	if downstreamSaidNoRetry(err) {
+		md = mdSet(md, MetadataPushback, "-1")
+	}
+	return md
+}
+
+func mdSet(md metadata.MD, k, v string) metadata.MD {
+	if md == nil {
+		md = metadata.MD{}
+	}
+	md[k] = []string{v}
+	return md
 }
 
 // UnaryServerInterceptor returns an interceptor that runs each unary

@@ -79,17 +79,41 @@ func BenchmarkMiddleware(b *testing.B) {
 			})
 		})
 	}
-	b.Run("reusable/middleware-priority-header", func(b *testing.B) {
-		h := bulwarkhttp.Handler(benchHandler, policytest.PassThrough)
+	for _, bc := range []struct {
+		name string
+		hdr  http.Header
+		opts []bulwarkhttp.Option
+	}{
+		{"priority-header", http.Header{"Bulwark-Priority": {"sheddable"}}, nil},
+		{"ratelimit-headers", nil, []bulwarkhttp.Option{bulwarkhttp.WithRateLimitHeaders(true)}},
+		{"priority-and-ratelimit-headers", http.Header{"Bulwark-Priority": {"sheddable"}}, []bulwarkhttp.Option{bulwarkhttp.WithRateLimitHeaders(true)}},
+		{"drill-header", http.Header{"Bulwark-Drill": {"game-day"}}, nil},
+	} {
+		h := bulwarkhttp.Handler(benchHandler, policytest.PassThrough, bc.opts...)
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		req.Header.Set("Bulwark-Priority", "sheddable")
-		w := &reusableWriter{h: http.Header{}}
-		b.ReportAllocs()
-		for b.Loop() {
-			w.status = 0
-			h.ServeHTTP(w, req)
+		req.Header = bc.hdr
+		if req.Header == nil {
+			req.Header = http.Header{}
 		}
-	})
+		b.Run("reusable/middleware-"+bc.name, func(b *testing.B) {
+			w := &reusableWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.status = 0
+				h.ServeHTTP(w, req)
+			}
+		})
+		b.Run("parallel/middleware-"+bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := &reusableWriter{h: http.Header{}}
+				for pb.Next() {
+					w.status = 0
+					h.ServeHTTP(w, req)
+				}
+			})
+		})
+	}
 }
 
 func BenchmarkTransport(b *testing.B) {

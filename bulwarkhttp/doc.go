@@ -24,8 +24,19 @@
 //
 // with Retry-After (whole seconds, rounded up, at least 1) when the refusal
 // carries a hint, the RateLimit and RateLimit-Policy headers when it
-// carries a quota, and an RFC 9457 application/problem+json body. A client
-// that went away gets nothing written.
+// carries a quota, Bulwark-Degraded when a degradation switch refused
+// ([bulwark.Degraded]; a handler marks its own degraded answers with
+// [MarkDegraded]), and an RFC 9457 application/problem+json body. A
+// handler that our own deadline ([bulwark.Timeout]) ended before it sent
+// anything is answered the same way, as [bulwark.ErrTimeout] (503). A
+// client that went away gets nothing written. A valid Bulwark-Drill marker
+// goes into the context ([bulwark.WithDrill]).
+//
+// The handler's writer has exactly the optional interfaces of the one it
+// wraps (http.Flusher, http.Hijacker, io.ReaderFrom, http.Pusher,
+// http.CloseNotifier; one generated type per combination, see
+// internal/genwriter) plus io.StringWriter and Unwrap, and records the
+// status actually sent.
 //
 // # Client
 //
@@ -34,7 +45,8 @@
 // [bulwark.ErrRemoteRejected], other 5xx as unclassified failures — in a
 // [*StatusError] or [*TransportError] carrying the server's Retry-After and
 // whether the request may be replayed; it rewinds bodies between attempts,
-// sends Bulwark-Attempt and Bulwark-Priority, keeps response bodies
+// sends Bulwark-Attempt, Bulwark-Priority and Bulwark-Drill, passes the
+// refusals of a stacked Transport on as refusals, keeps response bodies
 // readable after a per-attempt deadline, and holds an [bulwark.Admitter]'s
 // admission until the body is closed.
 //

@@ -75,15 +75,17 @@ type StatusError struct {
 	replayable bool
 }
 
-// NewStatusError returns the error [Transport] reports for resp: nil for a
-// status that is no failure (below 500 and not 429). The request is taken
-// as replayable; now is the time HTTP-date Retry-After values are measured
-// from.
-func NewStatusError(resp *http.Response, now time.Time) *StatusError {
+// NewStatusError returns the error [Transport] reports for resp: a
+// [*StatusError], or nil (an untyped nil error) for a status that is no
+// failure (below 500 and not 429). The request is taken as replayable; now
+// is the time HTTP-date Retry-After values are measured from.
+func NewStatusError(resp *http.Response, now time.Time) error {
 	return newStatusError(resp, 1, true, now)
 }
 
-func newStatusError(resp *http.Response, attempt int, replayable bool, now time.Time) *StatusError {
+// newStatusError returns an error, never a typed nil: comparing its
+// result with nil must say what it means.
+func newStatusError(resp *http.Response, attempt int, replayable bool, now time.Time) error {
 	if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
 		return nil
 	}

@@ -85,3 +85,31 @@ func ExampleTransport() {
 	// retrying after 503
 	// 200 attempt 2, priority sheddable-plus
 }
+
+func ExampleMarkDegraded() {
+	h := bulwarkhttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The reviews service is down: serve the page without them.
+		bulwarkhttp.MarkDegraded(w, "reviews")
+		io.WriteString(w, "product page, no reviews\n")
+	}), bulwark.Chain())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	fmt.Println(rec.Code, rec.Header().Get("Bulwark-Degraded"))
+	// Output:
+	// 200 reviews
+}
+
+// A handler that honours its context under the middleware's own timeout:
+// the client gets the answer for the timeout, not an empty 200.
+func ExampleMiddleware_timeout() {
+	h := bulwarkhttp.Middleware(bulwark.Timeout(time.Millisecond))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // gives up without writing
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	fmt.Println(rec.Code, rec.Header().Get("Content-Type"))
+	fmt.Print(rec.Body.String())
+	// Output:
+	// 503 application/problem+json
+	// {"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the request timed out"}
+}

@@ -69,7 +69,8 @@ func WithTrustPriority(trusted func(*http.Request) bool) Option {
 }
 
 // WithPriorityFunc replaces the Bulwark-Priority header: f's result is the
-// effective tier, without a trust check (f is the server's own judgement).
+// effective tier, without a trust check (f is the server's own judgement),
+// even over a tier an outer layer put into the context.
 // A result outside the four tiers is [bulwark.Critical]. Middleware and
 // Handler. Default: the Bulwark-Priority header under the trust rule of
 // [WithTrustPriority]; a missing or unparseable header is Critical.
@@ -94,7 +95,8 @@ func WithFailureStatus(isFailure func(status int) bool) Option {
 }
 
 // WithRejectHandler replaces the response written when the policies refuse
-// a request or fail before the handler ran; it receives the policies'
+// a request or fail before the handler ran, or when our own deadline ended
+// the handler before it sent anything; it receives the policies'
 // error. [WriteError] is the default and may be called from f. It is not
 // called when the client went away. Middleware and Handler.
 // Default: [WriteError].

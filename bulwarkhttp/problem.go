@@ -21,6 +21,8 @@ const (
 	headerRetryAfter      = "Retry-After"
 	headerRateLimit       = "RateLimit"
 	headerRateLimitPolicy = "RateLimit-Policy"
+	headerDrill           = "Bulwark-Drill"
+	headerDegraded        = "Bulwark-Degraded"
 )
 
 // StatusCode returns the HTTP status a server answers err with, after the
@@ -56,7 +58,9 @@ type problem struct {
 // of [StatusCode]; Retry-After in whole seconds, rounded up and at least 1,
 // when err carries a hint ([bulwark.RetryAfter]); the RateLimit and
 // RateLimit-Policy headers when err carries a quota ([bulwark.QuotaFrom]),
-// in which case Retry-After is the quota's t rounded up; and an RFC 9457
+// in which case Retry-After is the quota's t rounded up; Bulwark-Degraded
+// with the switch's name when a degradation switch refused
+// ([bulwark.Degraded]); and an RFC 9457
 // application/problem+json body {type, title, status, detail}. The detail is err's message for a local refusal
 // ([bulwark.ErrRejected], [bulwark.ErrUnavailable]: a policy's own
 // message) and a fixed text otherwise, so that a downstream's or an
@@ -85,6 +89,9 @@ func writeError(w http.ResponseWriter, err error, head bool) {
 	}
 	if retry > 0 {
 		h.Set(headerRetryAfter, strconv.FormatInt(retry, 10))
+	}
+	if name, ok := bulwark.Degraded(err); ok {
+		markDegraded(h, name)
 	}
 	body, _ := json.Marshal(problem{
 		Type:   "about:blank",

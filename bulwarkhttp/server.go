@@ -2,11 +2,10 @@ package bulwarkhttp
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
-
-	"github.com/felixge/httpsnoop"
 
 	"github.com/bulwark-go/bulwark"
 )
@@ -14,8 +13,9 @@ import (
 // Result is how a request through [Middleware] ended, for logs
 // ([WithObserver]).
 type Result struct {
-	// Status is the status sent: the handler's (200 when it wrote none),
-	// the refusal's ([StatusCode] of Err, also with a custom
+	// Status is the status sent: the handler's (the first one it wrote,
+	// 200 when it wrote none; a superfluous later WriteHeader is not what
+	// was sent), the refusal's ([StatusCode] of Err, also with a custom
 	// [WithRejectHandler]), or 499 when the client went away before a
 	// status was written, by the handler or the middleware (499 is for
 	// logs only, never on the wire).
@@ -37,32 +37,50 @@ const StatusClientClosedRequest = 499
 
 // Middleware returns net/http middleware that serves each request under p.
 //
-// Before p runs, the effective priority (the Bulwark-Priority header under
-// the trust rule of [WithTrustPriority], or [WithPriorityFunc]) and the key
-// ([WithKeyFunc]) go into the request's context as one
-// [bulwark.CallInfo]; a request that changes nothing keeps its context. An
-// unparseable header is the default tier, never an error.
+// Before p runs, the effective priority and the key go into the request's
+// context as one [bulwark.CallInfo], and a valid Bulwark-Drill marker (1 to
+// 64 characters of visible ASCII; anything else is ignored) as
+// [bulwark.WithDrill]; a request that changes nothing keeps its context.
+// The tier is [WithPriorityFunc]'s, else the Bulwark-Priority header under
+// the trust rule of [WithTrustPriority]; when the context already holds a
+// tier (an outer layer set one), the header may only lower it. A missing,
+// empty or unparseable header changes nothing, never an error. A key
+// already in the context is kept unless [WithKeyFunc] gives another.
 //
-// The handler runs inside p with a response writer wrapped by
-// github.com/felixge/httpsnoop, so http.Flusher, http.Hijacker,
-// io.ReaderFrom, Unwrap (for http.ResponseController) and the other
-// optional interfaces of the underlying writer keep working. A status the
-// classifier calls a failure ([WithFailureStatus], default >= 500) is
-// reported to p as an error while the response goes out unchanged; a
-// client that went away before the handler returned is reported as its
-// context's error (outcome "ignored"). A panic or runtime.Goexit in the
-// handler passes through p untouched, so net/http's own recovery applies.
-// If p calls fn again (a retrying policy on a server), the handler is not
-// served twice: the later calls return the first call's error. Should p
-// return while the handler still runs on another goroutine (a
-// [bulwark.Concurrent] policy giving up on an attempt), ServeHTTP waits
-// for the handler to return, as net/http requires.
+// The handler runs inside p with a response writer of the package's own,
+// kept in the pooled per-request state, that has exactly the optional
+// interfaces of the underlying writer among http.Flusher (with
+// FlushError), http.Hijacker, io.ReaderFrom, http.Pusher and
+// http.CloseNotifier, plus io.StringWriter and Unwrap, so
+// http.ResponseController reaches the rest (deadlines, full duplex). It
+// records what was sent: the first status written, or 200 once a Write,
+// ReadFrom or Flush sent it implicitly. A later WriteHeader cannot change
+// that status; when the request came through an http.Server it is logged
+// as net/http does (naming the handler's call site) and not passed on.
 //
-// When p refuses (or fails before the handler ran) the response is written
-// by [WriteError] (or [WithRejectHandler]): 429 for [bulwark.ErrRejected],
-// 503 for the other classes and [bulwark.ErrTimeout], 500 otherwise, with
-// Retry-After and an RFC 9457 problem body. Nothing is written when the
-// client went away; once the handler ran, the response is its own.
+// A status the classifier calls a failure ([WithFailureStatus], default
+// >= 500) is reported to p as an error while the response goes out
+// unchanged; a client that went away before the handler returned is
+// reported as its context's error (outcome "ignored"). When our own
+// deadline ([bulwark.Timeout] in p: the context's cause is
+// [bulwark.ErrTimeout]) ended the handler before it sent anything, p sees
+// the timeout (breakers count it as a failure) and the client gets the
+// answer for it, 503 with a problem body, rather than an empty 200. A
+// panic or runtime.Goexit in the handler passes through p untouched, so
+// net/http's own recovery applies. If p calls fn again (a retrying policy
+// on a server), the handler is not served twice: the later calls return
+// the first call's error. Should p return while the handler still runs on
+// another goroutine (a [bulwark.Concurrent] policy giving up on an
+// attempt), ServeHTTP waits for the handler to return, as net/http
+// requires.
+//
+// When p refuses (or fails before the handler ran, or the handler timed
+// out without sending anything) the response is written by [WriteError]
+// (or [WithRejectHandler]): 429 for [bulwark.ErrRejected], 503 for the
+// other classes and [bulwark.ErrTimeout], 500 otherwise, with Retry-After,
+// Bulwark-Degraded for a degradation switch's refusal, and an RFC 9457
+// problem body. Nothing is written when the client went away; once the
+// handler sent anything, the response is its own.
 //
 // Per-request state is reused, so the handler must not use its
 // ResponseWriter after it returned (net/http's own rule). Middleware panics
@@ -116,15 +134,14 @@ func newHandler(h http.Handler, p bulwark.Policy, o options, m *serverMetrics) *
 
 func defaultFailure(status int) bool { return status >= 500 }
 
-// serveState is one request's state. Its closures are built once and the
-// state is reused across requests, so serving a request allocates only
-// what httpsnoop.Wrap does.
+// serveState is one request's state. Its closures and its response
+// writer are built once and the state is reused across requests, so
+// serving a request allocates nothing of its own.
 type serveState struct {
-	h      *handler
-	r      *http.Request // the request with the call's context
-	ww     http.ResponseWriter
-	next   httpsnoop.WriteHeaderFunc
-	status int
+	h  *handler
+	r  *http.Request // the request with the call's context
+	rw writer        // what the handler writes through
+	ww http.ResponseWriter
 	// quota is this request's own recorder (WithRateLimitHeaders): it is
 	// put into the request's context, which may outlive the request, so
 	// it is never pooled.
@@ -133,35 +150,26 @@ type serveState struct {
 	ran      atomic.Bool // the handler started
 	finished atomic.Bool // the handler returned; err is set
 	err      error
+	// timedOut: the handler returned without sending anything after our
+	// own deadline (a bulwark.Timeout in p) ended its context; the
+	// middleware answers with the refusal for err.
+	timedOut bool
 	// served is closed when the handler returned, for a policy that may
 	// return while fn still runs (noReuse only; such state is not
 	// pooled).
 	served chan struct{}
 
-	hooks httpsnoop.Hooks
-	whFn  func(int)
-	fn    func(context.Context) error
+	fn func(context.Context) error
 }
 
 func newServeState(h *handler) *serveState {
 	s := &serveState{h: h}
-	s.whFn = s.writeHeader
-	s.hooks.WriteHeader = func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-		s.next = next
-		return s.whFn
-	}
+	s.rw.s = s
 	s.fn = s.run
 	if h.noReuse {
 		s.served = make(chan struct{})
 	}
 	return s
-}
-
-func (s *serveState) writeHeader(code int) {
-	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		s.status = code
-	}
-	s.next(code)
 }
 
 // run is the fn given to the policy: it serves the request once.
@@ -181,19 +189,30 @@ func (s *serveState) run(ctx context.Context) error {
 	}
 	if s.quota != nil {
 		if q, ok := s.quota.Quota(); ok {
-			setQuotaHeaders(s.ww.Header(), q)
+			setQuotaHeaders(s.rw.Header(), q)
 		}
 	}
 	s.h.next.ServeHTTP(s.ww, r)
 	var err error
-	status := s.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	if cerr := s.r.Context().Err(); cerr != nil {
-		err = cerr
-	} else if s.h.o.failure(status) {
-		err = statusFailure(status)
+	switch {
+	case s.r.Context().Err() != nil:
+		// The client went away (or an outer layer's deadline ended
+		// the request): ignored.
+		err = s.r.Context().Err()
+	case !s.rw.sent() && ctx.Err() != nil && errors.Is(context.Cause(ctx), bulwark.ErrTimeout):
+		// Our own deadline ended the handler before it sent anything:
+		// a failure the breakers count, answered as SPEC says for
+		// ErrTimeout rather than as an empty 200.
+		err = context.Cause(ctx)
+		s.timedOut = true
+	default:
+		status := s.rw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if s.h.o.failure(status) {
+			err = statusFailure(status)
+		}
 	}
 	s.err = err
 	s.finished.Store(true)
@@ -215,35 +234,42 @@ func (h *handler) put(s *serveState) {
 	if h.noReuse {
 		return
 	}
-	s.r, s.ww, s.next, s.err, s.quota = nil, nil, nil, nil, nil
-	s.status = 0
+	s.r, s.ww, s.err, s.quota = nil, nil, nil, nil
+	s.rw = writer{s: s}
+	s.timedOut = false
 	s.ran.Store(false)
 	s.finished.Store(false)
 	h.pool.Put(s)
 }
 
 // callInfo returns the call's info and whether it differs from what the
-// request's context already holds.
-func (h *handler) callInfo(r *http.Request, s *serveState) (bulwark.CallInfo, bool) {
+// request's context already holds. The context's tier, when an outer
+// layer set one, is the effective tier so far: the header may only lower
+// it.
+func (h *handler) callInfo(r *http.Request) (bulwark.CallInfo, bool) {
 	info := bulwark.CallInfoFrom(r.Context())
+	had := info.HasPriority()
 	changed := false
 	if h.o.priorityFunc != nil {
 		p := h.o.priorityFunc(r)
 		if !p.Valid() {
 			p = bulwark.Critical
 		}
-		changed = changed || p != info.Priority
-		info.Priority = p
+		changed = p != info.Priority || !had
+		info.Priority, info.PrioritySet = p, true
 	} else if v := r.Header[headerPriority]; len(v) > 0 {
-		p, err := bulwark.ParsePriority(v[0])
-		if err != nil {
-			p = bulwark.Critical
+		if p, claimed, ok := headerTier(v[0], h.o.trust, r); ok {
+			if had {
+				p = min(p, info.Priority)
+			}
+			// A bare "critical" on a request with no tier yet changes
+			// nothing and costs nothing; anything else is recorded
+			// as set, so that an inner adapter may only lower it.
+			if p != info.Priority || (!had && claimed != bulwark.Critical) {
+				info.Priority, info.PrioritySet = p, true
+				changed = true
+			}
 		}
-		if p == bulwark.CriticalPlus && (h.o.trust == nil || !h.o.trust(r)) {
-			p = bulwark.Critical
-		}
-		changed = changed || p != info.Priority
-		info.Priority = p
 	}
 	if h.o.keyFunc != nil {
 		if k := h.o.keyFunc(r); k != "" && k != info.Key {
@@ -252,12 +278,61 @@ func (h *handler) callInfo(r *http.Request, s *serveState) (bulwark.CallInfo, bo
 		}
 	}
 	if h.o.rateLimitHdrs {
-		s.quota = new(bulwark.QuotaRecorder)
-		info.Quota = s.quota
-		changed = true
+		changed = true // the recorder goes in: see ServeHTTP
 	}
 	return info, changed
 }
+
+// callRequest is what a request whose context changes needs, in one
+// allocation: the request with the new context, the context, and the
+// quota recorder of WithRateLimitHeaders. The context may outlive the
+// request (a handler may keep it), so it is never pooled.
+type callRequest struct {
+	r     http.Request
+	ctx   bulwark.CallContext
+	quota bulwark.QuotaRecorder
+}
+
+// headerTier is the tier a Bulwark-Priority value asks for under the trust
+// rule, and the tier it claimed; ok is false for a value that is no tier
+// (empty, garbage), which is ignored.
+func headerTier(v string, trust func(*http.Request) bool, r *http.Request) (p, claimed bulwark.Priority, ok bool) {
+	claimed, err := bulwark.ParsePriority(v)
+	if err != nil {
+		return bulwark.Critical, bulwark.Critical, false
+	}
+	p = claimed
+	if p == bulwark.CriticalPlus && (trust == nil || !trust(r)) {
+		p = bulwark.Critical
+	}
+	return p, claimed, true
+}
+
+// drillFromHeader returns the Bulwark-Drill marker of r when it is a
+// valid one (see [validMarker]).
+func drillFromHeader(r *http.Request) (string, bool) {
+	v := r.Header[headerDrill]
+	if len(v) == 0 || !validMarker(v[0]) {
+		return "", false
+	}
+	return v[0], true
+}
+
+// validMarker reports whether s may be a drill or degradation marker: 1
+// to 64 characters of visible ASCII.
+func validMarker(s string) bool {
+	if len(s) == 0 || len(s) > maxMarker {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+const maxMarker = 64
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.o.exempt != nil && h.o.exempt(r) {
@@ -267,11 +342,27 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.get()
 	ctx := r.Context()
 	s.r = r
-	if info, changed := h.callInfo(r, s); changed {
-		ctx = bulwark.WithCallInfo(ctx, info)
-		s.r = r.WithContext(ctx)
+	d, drill := drillFromHeader(r)
+	drill = drill && d != bulwark.DrillFrom(ctx)
+	if info, ok := h.callInfo(r); ok || drill {
+		x := new(callRequest)
+		if ok {
+			if h.o.rateLimitHdrs {
+				info.Quota, s.quota = &x.quota, &x.quota
+			}
+			x.ctx.Init(ctx, info)
+			ctx = &x.ctx
+		}
+		if drill {
+			ctx = bulwark.WithDrill(ctx, d)
+		}
+		// WithContext inlines: its copy stays on the stack, and the
+		// request lives in x.
+		x.r = *r.WithContext(ctx)
+		s.r = &x.r
 	}
-	s.ww = httpsnoop.Wrap(w, s.hooks)
+	s.rw.w = w
+	s.ww = s.rw.wrap(kind(w))
 	err := h.p.Do(ctx, s.fn)
 	// Reached only when p returned: a panic or Goexit in the handler
 	// unwinds through here untouched (and s is not reused).
@@ -283,8 +374,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := Result{Err: err, HandlerRan: s.ran.Load()}
 	switch {
+	case res.HandlerRan && s.timedOut && r.Context().Err() == nil:
+		// Our deadline ended the handler before it sent anything: the
+		// answer is the refusal for the timeout, as if it had not run.
+		if err == nil {
+			err = s.err // a policy that swallowed it: still nothing sent
+		}
+		res.Status = StatusCode(err)
+		res.Outcome = outcomeFailure
+		if bulwark.IsRefusal(err) {
+			res.Outcome = outcomeRefused
+		}
+		h.refuse(w, r, err)
 	case res.HandlerRan:
-		res.Status = s.status
+		res.Status = s.rw.status
 		switch {
 		case res.Status != 0:
 		case r.Context().Err() != nil:
@@ -317,15 +420,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if bulwark.IsRefusal(err) {
 			res.Outcome = outcomeRefused
 		}
-		if h.o.reject != nil {
-			h.o.reject(w, r, err)
-		} else {
-			writeError(w, err, r.Method == http.MethodHead)
-		}
+		h.refuse(w, r, err)
 	}
 	h.put(s)
 	h.m.count(res.Outcome)
 	if h.o.observer != nil {
 		h.o.observer(r, res)
 	}
+}
+
+// refuse writes the answer to err, the policies' refusal or failure.
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if h.o.reject != nil {
+		h.o.reject(w, r, err)
+		return
+	}
+	writeError(w, err, r.Method == http.MethodHead)
 }

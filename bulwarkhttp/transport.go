@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -19,10 +20,15 @@ import (
 // Each attempt (each call of the policy's fn) sends a clone of the request —
 // the caller's *http.Request is never modified — with Bulwark-Attempt set to
 // the attempt's number ([bulwark.AttemptFrom], or the Transport's own count
-// of fn's calls when p does not set it) and Bulwark-Priority to the
-// effective tier of its context ([bulwark.PriorityFrom]) unless
-// [WithPropagatePriority] says not to. From the second attempt on, the
-// body is rewound with GetBody.
+// of fn's calls when p does not set it), Bulwark-Priority to the effective
+// tier of its context ([bulwark.LookupPriority]; a tier outside the four is
+// sent as critical) or, when the context has none, to the tier the caller
+// set in the header by hand, capped at critical (an unparseable one is
+// replaced by critical), and Bulwark-Drill to the context's drill marker
+// ([bulwark.DrillFrom]), if any. Under [WithPropagatePriority] returning
+// false, no Bulwark-Priority goes out, not even one the caller's request
+// already had. From the second attempt on, the body is rewound with
+// GetBody.
 //
 // Downstream answers are classified for the policies: 502, 503 and 504 are
 // a [*StatusError] wrapping [bulwark.ErrRemoteUnavailable], 429 one
@@ -40,7 +46,11 @@ import (
 // response, body intact, with a nil error; the bodies of the answers that
 // were retried are closed. When p refuses without any answer, RoundTrip
 // returns p's error (http.Client wraps it in a *url.Error; errors.Is still
-// finds the class).
+// finds the class). A base RoundTripper that is itself a Transport (or
+// returns a refusal or [bulwark.ErrTimeout]) has its error passed on as is:
+// a refusal stays one refusal, of its own class, through any number of
+// layers, and each layer counts it as refused. A nil Body in the base's
+// response is taken as empty, as net/http does.
 //
 // The response body stays readable after the policies returned: a
 // per-attempt deadline (a [bulwark.Timeout] in p) applies until the
@@ -52,9 +62,11 @@ import (
 // reporting the answer's class (or a read error) to done. A failed answer
 // to a request that may be replayed has its body (up to 64 KiB) read
 // before RoundTrip returns, so that its admission ends at once rather than
-// after an outer retry's backoff; the caller still gets the body intact. A p that
-// is not an Admitter (it contains a retry or a timeout) covers the exchange
-// up to the headers only; to cover bodies as well, stack two:
+// after an outer retry's backoff; the caller still gets the body intact.
+// That read takes at most 250 ms: a body that stalls is cut there, and the
+// caller reads what arrived, then [ErrBodyStalled]. A p that is not an
+// Admitter (it contains a retry or a timeout) covers the exchange up to
+// the headers only; to cover bodies as well, stack two:
 //
 //	Transport(retry, Transport(bulwark.Chain(breaker, bulkhead), base))
 //
@@ -157,7 +169,11 @@ func (t *transport) roundTripAdmit(req *http.Request) (*http.Response, error) {
 	returned = true
 	if resp == nil {
 		done(ferr)
-		t.m.count(t.failureOutcome(caller))
+		if bulwark.IsRefusal(ferr) {
+			t.m.count(t.refusalOutcome(caller, ferr))
+		} else {
+			t.m.count(t.failureOutcome(caller))
+		}
 		return nil, ferr
 	}
 	if ferr != nil {
@@ -279,7 +295,7 @@ func (t *transport) roundTripDo(req *http.Request) (*http.Response, error) {
 		// p returned nil without a response: it did not run fn.
 		err = errNoResponse
 	}
-	if n == 0 {
+	if n == 0 || bulwark.IsRefusal(err) {
 		t.m.count(t.refusalOutcome(caller, err))
 	} else {
 		t.m.count(t.failureOutcome(caller))
@@ -288,6 +304,45 @@ func (t *transport) roundTripDo(req *http.Request) (*http.Response, error) {
 }
 
 var errNoResponse = errors.New("bulwarkhttp: the policy returned without sending the request")
+
+var errNilResponse = errors.New("bulwarkhttp: the base RoundTripper returned neither a response nor an error")
+
+// setPriorityHeader sets Bulwark-Priority for an attempt under ctx: the
+// context's effective tier when it has one (a tier outside the four is
+// Critical); else a tier the caller set by hand in the header, capped at
+// Critical (a client may not raise itself), or Critical in place of an
+// unparseable one.
+func setPriorityHeader(h http.Header, ctx context.Context) {
+	p, ok := bulwark.LookupPriority(ctx)
+	if !ok {
+		p = bulwark.Critical
+		if v := h[headerPriority]; len(v) > 0 {
+			if hp, err := bulwark.ParsePriority(v[0]); err == nil {
+				p = min(hp, bulwark.Critical)
+			}
+		}
+	}
+	if !p.Valid() {
+		p = bulwark.Critical
+	}
+	h[headerPriority] = []string{p.String()}
+}
+
+// transportError is the error of an attempt whose base RoundTripper
+// failed. A refusal or timeout of an inner layer (a stacked Transport)
+// stays what it is, of its own class, and an inner layer's TransportError
+// is not wrapped twice: a refusal stays one refusal through any number
+// of layers.
+func transportError(err error, attempt int, replay bool) error {
+	if bulwark.IsRefusal(err) || errors.Is(err, bulwark.ErrTimeout) {
+		return err
+	}
+	var te *TransportError
+	if errors.As(err, &te) {
+		return &TransportError{Err: te.Err, Attempt: attempt, replayable: replay && te.replayable}
+	}
+	return &TransportError{Err: err, Attempt: attempt, replayable: replay}
+}
 
 // send sends one attempt of req under actx. caller is the RoundTrip's own
 // context. It returns the response with its classification (a
@@ -338,10 +393,20 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 	attempt := max(bulwark.AttemptFrom(actx), n)
 	r2.Header.Set(headerAttempt, strconv.Itoa(attempt))
 	if t.o.propagate == nil || t.o.propagate(req) {
-		r2.Header.Set(headerPriority, bulwark.PriorityFrom(actx).String())
+		setPriorityHeader(r2.Header, actx)
+	} else {
+		// Not for this destination, not even a raw header the caller's
+		// request already had (copied by a reverse proxy).
+		delete(r2.Header, headerPriority)
+	}
+	if d := bulwark.DrillFrom(actx); validMarker(d) {
+		r2.Header[headerDrill] = []string{d}
 	}
 
 	resp, err := t.base.RoundTrip(r2)
+	if err == nil && resp == nil {
+		err = errNilResponse
+	}
 	if err != nil {
 		release()
 		if cerr := actx.Err(); cerr != nil {
@@ -352,7 +417,12 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 			}
 			return nil, err
 		}
-		return nil, &TransportError{Err: err, Attempt: attempt, replayable: replay}
+		return nil, transportError(err, attempt, replay)
+	}
+	if resp.Body == nil {
+		// net/http's own client tolerates it (and test doubles rely on
+		// that): an empty body.
+		resp.Body = http.NoBody
 	}
 	if stopA != nil && !stopA() {
 		// actx ended just as the headers arrived: the body is cut.
@@ -361,10 +431,7 @@ func (t *transport) send(actx, caller context.Context, req *http.Request, n int,
 		cancel(nil)
 		return nil, context.Cause(actx)
 	}
-	var ferr error
-	if se := newStatusError(resp, attempt, replay, time.Now()); se != nil {
-		ferr = se
-	}
+	ferr := newStatusError(resp, attempt, replay, time.Now())
 	if resp.Body == http.NoBody {
 		// No body (HEAD, 204, 304): the exchange ends with the
 		// headers, whether or not the caller closes http.NoBody.
@@ -396,9 +463,20 @@ const failureBodyMax = 64 << 10
 // retries, a half-open breaker would wait for its probe). The body stays
 // intact for the caller. It reports whether the exchange is finished
 // (done called); a body past failureBodyMax is left streaming, with what
-// was read put back in front of it.
+// was read put back in front of it. The read is bounded in time as
+// discard's is: a body that stalls is cut after failureBodyTimeout (the
+// caller gets what arrived, then [ErrBodyStalled]), so that it never holds
+// RoundTrip, nor the admission, past that.
 func bufferFailure(resp *http.Response, ferr error, done func(error)) bool {
+	var stalled atomic.Bool
+	stop := time.AfterFunc(failureBodyTimeout, func() {
+		stalled.Store(true)
+		_ = resp.Body.Close()
+	})
 	buf, err := io.ReadAll(io.LimitReader(resp.Body, failureBodyMax+1))
+	if !stop.Stop() && err != nil && stalled.Load() {
+		err = ErrBodyStalled
+	}
 	switch {
 	case err == nil && len(buf) <= failureBodyMax:
 		_ = resp.Body.Close()
@@ -406,9 +484,9 @@ func bufferFailure(resp *http.Response, ferr error, done func(error)) bool {
 		done(ferr)
 		return true
 	case err != nil:
-		// The body broke off (or a context ended it): the caller gets
-		// what arrived, then err. The answer's class was settled by its
-		// status, so that is what admission hears.
+		// The body broke off (or a context ended it, or it stalled):
+		// the caller gets what arrived, then err. The answer's class
+		// was settled by its status, so that is what admission hears.
 		_ = resp.Body.Close()
 		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(buf), errReader{err}))
 		done(ferr)
@@ -420,6 +498,14 @@ func bufferFailure(resp *http.Response, ferr error, done func(error)) bool {
 	}{io.MultiReader(bytes.NewReader(buf), resp.Body), resp.Body}
 	return false
 }
+
+// failureBodyTimeout bounds the read of a failed answer's body.
+const failureBodyTimeout = discardTimeout
+
+// ErrBodyStalled is what reading the body of a failed answer returns, after
+// the part that arrived, when [Transport] cut it: a downstream's failure
+// body that stalls is read for at most 250 ms before RoundTrip returns.
+var ErrBodyStalled = errors.New("bulwarkhttp: the failure body stalled and was cut")
 
 type errReader struct{ err error }
 

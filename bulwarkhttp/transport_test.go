@@ -219,7 +219,7 @@ func TestStatusErrorRetryAfterDate(t *testing.T) {
 		}
 		for _, tt := range tests {
 			resp := &http.Response{StatusCode: 503, Header: http.Header{"Retry-After": {tt.give}}}
-			se := bulwarkhttp.NewStatusError(resp, now)
+			se := bulwarkhttp.NewStatusError(resp, now).(*bulwarkhttp.StatusError)
 			if got := se.RetryAfter(); got != tt.want {
 				t.Errorf("%s: RetryAfter(%q) = %v, want %v", tt.name, tt.give, got, tt.want)
 			}

@@ -1,6 +1,18 @@
 // Package bulwarktest checks that a [bulwark.Policy] keeps the contract
 // every bulwark policy shares, as testing/fstest does for file systems. Every
 // policy package runs [TestPolicy]; so can users' own policies.
+//
+// The contract (see [bulwark.Policy]): fn runs on the caller's goroutine, at
+// most once per attempt and never after Do returned (unless the policy
+// declares [bulwark.Concurrent]); an ended context is answered without
+// calling fn; a panic or runtime.Goexit in fn passes through and leaks
+// nothing; Do refuses at once unless the policy was built to wait (a
+// bulkhead with a queue and a maximum wait), and then it waits a bounded
+// time ([WithMaxWait] is the bound the suite accepts).
+//
+// The suite takes a few seconds: it watches for late calls of fn for
+// [WithLateCallWatch] after its subtests, and waits up to [WithMaxWait] on
+// a saturated policy.
 package bulwarktest
 
 import (
@@ -22,22 +34,33 @@ import (
 // breaker):
 //
 //   - fn's error comes back unchanged, and a success returns nil after one
-//     call of fn; fn never runs after Do returned (unless the policy says
-//     it may, see [bulwark.Concurrent]);
+//     call of fn; fn runs on the caller's goroutine and never after Do
+//     returned (unless the policy says it may, see [bulwark.Concurrent]).
+//     Late calls are watched for during the whole suite and for
+//     [WithLateCallWatch] (default 2.5 s) after its subtests;
 //   - an ended context (cancelled, or past its deadline) does not call fn
 //     and returns an error for which errors.Is(err, ctx.Err()) holds;
 //   - a panic and a runtime.Goexit in fn pass through, and the policy stays
 //     usable afterwards (no slot, permit or probe leaked: an Admitter
-//     admits as many calls at once as after an fn that failed);
+//     admits as many calls at once as after an fn that failed, probing up
+//     to 1024 admissions or the first refusal);
+//   - Do refuses at once, or waits a bounded time: on a policy saturated by
+//     calls that hold it (up to 1024 of them, or until one is refused),
+//     another Do (and Admit) under context.Background() must return within
+//     [WithMaxWait] (default 1 s). A bulkhead built to wait passes when its
+//     own maximum wait is shorter;
 //   - concurrent use is race-free (run the tests with -race), and every
 //     call either runs fn or is refused with a class error;
 //   - no goroutine remains once the calls returned;
 //   - for an [bulwark.Admitter]: a refused Admit returns a nil done, a
 //     cancelled context is refused, and calling done twice is harmless
 //     (only the first call counts, and it frees one admission).
-func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
+func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy, opts ...Option) {
 	t.Helper()
 	leakOpt := goleak.IgnoreCurrent()
+	s := newSuite(newPolicy, opts)
+	// The suite's own Do calls go through s.do, which watches fn's calls.
+	newPolicy = s.newPolicy
 
 	t.Run("ReturnsFnError", func(t *testing.T) {
 		p := newPolicy()
@@ -69,7 +92,7 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 				t.Fatalf("call %d: fn ran %d times, want 1", i, n)
 			}
 		}
-		if c, ok := p.(bulwark.Concurrent); ok && c.ConcurrentFn() {
+		if s.concurrent {
 			return // a hedger's cancelled attempts may call fn late
 		}
 		// Let any goroutine the calls left behind run (NoGoroutineLeft
@@ -132,7 +155,9 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 		if got != want {
 			t.Fatalf("recovered %v, want the panic value %v passed through", got, want)
 		}
-		asAfterFailure(t, p, newPolicy)
+		if !s.consumable() {
+			asAfterFailure(t, p, newPolicy)
+		}
 		stillUsable(t, p)
 	})
 
@@ -152,7 +177,9 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 		if returned {
 			t.Fatal("Do returned normally after fn called runtime.Goexit")
 		}
-		asAfterFailure(t, p, newPolicy)
+		if !s.consumable() {
+			asAfterFailure(t, p, newPolicy)
+		}
 		stillUsable(t, p)
 	})
 
@@ -216,7 +243,11 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 			}
 			// The extra calls released nothing twice: once every admission
 			// is taken, a done called twice frees one admission, not two.
-			held, full := admitAll(a)
+			var held []func(error)
+			full := false
+			if !s.consumable() { // draining a rate limit would leave it unusable
+				held, full = admitAll(a)
+			}
 			if full && len(held) > 0 {
 				held[0](nil)
 				held[0](nil)
@@ -233,6 +264,29 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 		})
 	}
 
+	t.Run("CallerGoroutine", func(t *testing.T) {
+		if s.concurrent {
+			t.Skip("the policy declares bulwark.Concurrent: fn may run on other goroutines")
+		}
+		p := s.newRaw() // unwatched: this subtest checks directly
+		caller := goid()
+		var got int64
+		err := p.Do(context.Background(), func(context.Context) error {
+			got = goid()
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Do() = %v, want nil", err)
+		}
+		if got != caller {
+			t.Errorf("fn ran on goroutine %d, want the caller's, %d (a policy that runs fn elsewhere must declare bulwark.Concurrent)", got, caller)
+		}
+	})
+
+	t.Run("SaturatedDoReturns", func(t *testing.T) {
+		s.saturated(t, newPolicy())
+	})
+
 	t.Run("NoGoroutineLeft", func(t *testing.T) {
 		p := newPolicy()
 		for i := 0; i < 5; i++ {
@@ -240,12 +294,103 @@ func TestPolicy(t *testing.T, newPolicy func() bulwark.Policy) {
 		}
 		goleak.VerifyNone(t, leakOpt)
 	})
+
+	t.Run("NoLateCalls", func(t *testing.T) {
+		if s.concurrent {
+			t.Skip("the policy declares bulwark.Concurrent: fn may run late")
+		}
+		// A timer the policy armed may call fn seconds after Do returned.
+		time.Sleep(s.o.lateWatch)
+		if n := s.late.Load(); n > 0 {
+			t.Errorf("fn ran %d times after Do returned (within %v of the last call)", n, s.o.lateWatch)
+		}
+		if n := s.other.Load(); n > 0 {
+			t.Errorf("fn ran %d times on a goroutine other than Do's caller's (a policy that does so must declare bulwark.Concurrent)", n)
+		}
+	})
 }
 
-// maxProbe bounds how many admissions admitAll takes; a policy that admits
-// more (a closed breaker, a generous rate limit) is taken to have no limit
-// worth probing.
-const maxProbe = 64
+// saturated fills p with calls that hold it (fn blocks until released),
+// until one is refused or maxProbe are held, and checks that Do and Admit
+// under context.Background() return within the suite's maximum wait.
+func (s *suite) saturated(t *testing.T, p bulwark.Policy) {
+	t.Helper()
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		close(release)
+		wg.Wait()
+	}()
+	hold := func(ctx context.Context) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	for held := 0; held < maxProbe; held++ {
+		entered := make(chan struct{}, 1)
+		returned := make(chan error, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			returned <- p.Do(context.Background(), func(ctx context.Context) error {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				return hold(ctx)
+			})
+		}()
+		timer := time.NewTimer(s.o.maxWait)
+		select {
+		case <-entered:
+			timer.Stop()
+			continue
+		case <-returned:
+			timer.Stop()
+		case <-timer.C:
+			t.Errorf("with %d calls holding the policy, Do under context.Background() neither ran fn nor returned within %v: Do must refuse at once, or wait a bounded time (see WithMaxWait)", held, s.o.maxWait)
+			return
+		}
+		// Saturated: Admit must not block either.
+		a, ok := p.(bulwark.Admitter)
+		if !ok {
+			return
+		}
+		admitted := make(chan func(error), 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done, err := a.Admit(context.Background())
+			if err != nil {
+				done = nil
+			}
+			admitted <- done
+		}()
+		timer = time.NewTimer(s.o.maxWait)
+		defer timer.Stop()
+		select {
+		case done := <-admitted:
+			if done != nil {
+				done(nil)
+			}
+		case <-timer.C:
+			t.Errorf("with %d calls holding the policy, Admit under context.Background() did not return within %v", held, s.o.maxWait)
+			go func() { // let it go once released, for wg
+				if done := <-admitted; done != nil {
+					done(nil)
+				}
+			}()
+		}
+		return
+	}
+}
+
+// maxProbe bounds how many admissions admitAll takes (and how many calls
+// the saturation check holds); a policy that admits more (a closed
+// breaker, a generous rate limit) is taken to have no limit worth probing.
+const maxProbe = 1024
 
 // admitAll takes admissions from a until it refuses or maxProbe were taken;
 // full reports a refusal.
@@ -264,6 +409,35 @@ func admitUpTo(a bulwark.Admitter, n int) (held []func(error), refused bool) {
 		held = append(held, done)
 	}
 	return held, false
+}
+
+// consumable reports whether the policy's admissions are used up rather
+// than held (a rate limit: done gives nothing back). Such a policy, once
+// drained, admits nothing until it refills, so counting its admissions
+// before and after a panic measures only the clock; the leak checks apply
+// to the policies that give admissions back. It probes a fresh policy once
+// per suite: drained to its first refusal and released, a policy that
+// gives admissions back admits as many again.
+func (s *suite) consumable() bool {
+	s.consumableOnce.Do(func() {
+		a, ok := s.newRaw().(bulwark.Admitter)
+		if !ok {
+			return
+		}
+		first, refused := admitAll(a)
+		for _, done := range first {
+			done(nil)
+		}
+		if !refused {
+			return
+		}
+		second, _ := admitAll(a)
+		for _, done := range second {
+			done(nil)
+		}
+		s.isConsumable = len(second) < len(first)
+	})
+	return s.isConsumable
 }
 
 // asAfterFailure checks, for an Admitter, that a panic or Goexit in fn left

@@ -9,8 +9,9 @@ import (
 
 // ExhaustedError is returned when retrying stopped while the last error was
 // still retryable: the attempts were used up, the budget or
-// [WithMaxElapsed] allowed no more, or the next delay (a server hint or the
-// backoff) would have ended past the caller's deadline. Err is the last
+// [WithMaxElapsed] allowed no more, the next delay (a server hint or the
+// backoff) would have ended past the caller's deadline, or a server hint
+// was longer than [WithMaxHint]. Err is the last
 // attempt's error; errors.Is and [bulwark.RetryAfter] see through to it.
 //
 // An ExhaustedError says it must not be retried again
@@ -31,6 +32,7 @@ const (
 	reasonBudget   = "retry budget exhausted"
 	reasonDeadline = "next attempt would start past the deadline"
 	reasonElapsed  = "next attempt would start past the maximum elapsed time"
+	reasonHint     = "server hint longer than the maximum hint"
 )
 
 // Error reports the attempts made, why retrying stopped, and the last

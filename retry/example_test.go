@@ -103,3 +103,34 @@ func Example_chain() {
 	// Output:
 	// 2 <nil>
 }
+
+// WithOnRetry logs each retry before its delay; a server hint longer than
+// WithMaxHint ends retrying at once instead of sleeping.
+func ExampleWithOnRetry() {
+	r := retry.New(
+		retry.WithInitialDelay(time.Millisecond), retry.WithRandomization(0),
+		retry.WithMaxHint(time.Second),
+		retry.WithOnRetry(func(attempt int, err error, delay time.Duration) {
+			fmt.Printf("attempt %d failed (%v); retrying in %v\n", attempt, err, delay)
+		}),
+	)
+	calls := 0
+	err := r.Do(context.Background(), func(context.Context) error {
+		calls++
+		if calls == 1 {
+			return fmt.Errorf("503: %w", bulwark.ErrRemoteUnavailable)
+		}
+		return overloaded{} // asks for an hour
+	})
+	fmt.Println(err)
+	// Output:
+	// attempt 1 failed (503: bulwark: remote unavailable); retrying in 1ms
+	// retry: gave up after 2 attempts (server hint longer than the maximum hint): 503 Retry-After: 3600
+}
+
+// overloaded is a downstream 503 with a Retry-After of an hour.
+type overloaded struct{}
+
+func (overloaded) Error() string             { return "503 Retry-After: 3600" }
+func (overloaded) Unwrap() error             { return bulwark.ErrRemoteUnavailable }
+func (overloaded) RetryAfter() time.Duration { return time.Hour }

@@ -2,6 +2,7 @@ package retry
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -21,6 +22,8 @@ type options struct {
 	perAttempt  time.Duration
 	retryIf     func(error) bool
 	budget      *Budget
+	maxHint     time.Duration
+	onRetry     func(attempt int, err error, delay time.Duration)
 	mp          metric.MeterProvider
 }
 
@@ -32,6 +35,7 @@ func defaultOptions() options {
 		multiplier:  2,
 		maxDelay:    5 * time.Second,
 		random:      0.5,
+		maxHint:     time.Minute,
 		retryIf:     DefaultRetryIf,
 	}
 }
@@ -40,9 +44,12 @@ type optionFunc func(*options)
 
 func (f optionFunc) apply(o *options) { f(o) }
 
-// WithName names the Retrier in its metrics (bulwark.policy.name). Default:
-// "retry".
+// WithName names the Retrier in its metrics (bulwark.policy.name). It
+// panics if name is empty. Default: "retry".
 func WithName(name string) Option {
+	if name == "" {
+		panic("retry: WithName: name must not be empty")
+	}
 	return optionFunc(func(o *options) { o.name = name })
 }
 
@@ -56,8 +63,9 @@ func WithMaxAttempts(n int) Option {
 	return optionFunc(func(o *options) { o.maxAttempts = n })
 }
 
-// WithInitialDelay sets the backoff interval before the second attempt. It
-// panics if d <= 0. Default: 100 ms.
+// WithInitialDelay sets the backoff interval before the second attempt;
+// one above [WithMaxDelay] is capped by it. It panics if d <= 0;
+// math.MaxInt64 is valid. Default: 100 ms.
 func WithInitialDelay(d time.Duration) Option {
 	if d <= 0 {
 		panic("retry: WithInitialDelay: d must be > 0, got " + d.String())
@@ -66,16 +74,20 @@ func WithInitialDelay(d time.Duration) Option {
 }
 
 // WithMultiplier sets the factor the backoff interval grows by after each
-// retry. It panics if m < 1. Default: 2.
+// retry. It panics if m < 1, NaN or +Inf (a huge finite m is valid: the
+// interval jumps to the cap). Default: 2.
 func WithMultiplier(m float64) Option {
-	if !(m >= 1) {
-		panic(fmt.Sprintf("retry: WithMultiplier: m must be >= 1, got %v", m))
+	if !(m >= 1) || math.IsInf(m, 1) {
+		panic(fmt.Sprintf("retry: WithMultiplier: m must be finite and >= 1, got %v", m))
 	}
 	return optionFunc(func(o *options) { o.multiplier = m })
 }
 
 // WithMaxDelay caps the backoff interval and the jittered delay drawn from
-// it (a server hint is not capped). It panics if d <= 0. Default: 5 s.
+// it: at the cap, delays are drawn from [d × (1-r), d] ([WithRandomization]
+// r), so d is a hard ceiling. A server hint is not capped by d but by
+// [WithMaxHint]. math.MaxInt64 means no cap. It panics if d <= 0.
+// Default: 5 s.
 func WithMaxDelay(d time.Duration) Option {
 	if d <= 0 {
 		panic("retry: WithMaxDelay: d must be > 0, got " + d.String())
@@ -84,8 +96,8 @@ func WithMaxDelay(d time.Duration) Option {
 }
 
 // WithRandomization sets the jitter: each delay is drawn uniformly from
-// interval × [1-f, 1+f] (then capped by [WithMaxDelay]); 0 disables
-// jitter. It panics unless 0 <= f <= 1. Default: 0.5.
+// [interval × (1-f), min(interval × (1+f), [WithMaxDelay])]; 0 disables
+// jitter. It panics unless 0 <= f <= 1 (NaN included). Default: 0.5.
 func WithRandomization(f float64) Option {
 	if !(f >= 0 && f <= 1) {
 		panic(fmt.Sprintf("retry: WithRandomization: f must be in [0, 1], got %v", f))
@@ -133,6 +145,35 @@ func WithBudget(b *Budget) Option {
 	return optionFunc(func(o *options) {
 		if b != nil {
 			o.budget = b
+		}
+	})
+}
+
+// WithMaxHint caps the server hints the Retrier waits for: a hint
+// ([bulwark.RetryAfter]) longer than d ends retrying at once, Do returning
+// the last error inside an [*ExhaustedError], rather than sleeping (a
+// Retry-After of a day would otherwise hold the caller for a day per
+// attempt). A hint past the caller's deadline ends retrying the same way,
+// whatever d. math.MaxInt64 means no cap. It panics if d <= 0. Default:
+// 1 min.
+func WithMaxHint(d time.Duration) Option {
+	if d <= 0 {
+		panic("retry: WithMaxHint: d must be > 0, got " + d.String())
+	}
+	return optionFunc(func(o *options) { o.maxHint = d })
+}
+
+// WithOnRetry calls f before each retry, once the Retrier decided to make
+// it (attempts, deadline, hint cap and budget allowed it), before the delay:
+// attempt is the 1-based number of the attempt that failed with err, and
+// delay the wait before attempt+1 (the backoff or the server hint). f runs
+// on the caller's goroutine and should be quick (it delays the retry); a
+// panic in f passes through Do. Use it to log retries, as Polly's and
+// failsafe-go's OnRetry. nil is ignored. Default: none.
+func WithOnRetry(f func(attempt int, err error, delay time.Duration)) Option {
+	return optionFunc(func(o *options) {
+		if f != nil {
+			o.onRetry = f
 		}
 	})
 }

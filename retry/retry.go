@@ -6,13 +6,17 @@
 // worth retrying ([DefaultRetryIf], or [WithRetryIf]) it waits and runs fn
 // again, up to [WithMaxAttempts] attempts (3 by default, the first
 // included). Delays come from github.com/cenkalti/backoff/v4's exponential
-// backoff: the n-th retry waits initial × multiplier^(n-1), capped at the
-// maximum delay, times a random factor in [1-r, 1+r] (defaults 100 ms, 2,
-// 5 s, r = 0.5), again capped at the maximum delay.
+// backoff: the n-th retry's interval is initial × multiplier^(n-1), capped
+// at the maximum delay (defaults 100 ms, 2, 5 s), and the delay is drawn
+// uniformly from [interval × (1-r), min(interval × (1+r), maximum delay)]
+// (r = 0.5 by default): jitter after the cap, as gRFC A6, so retries at
+// the cap stay spread over [maximum × (1-r), maximum] and the maximum is
+// a hard ceiling. A maximum of math.MaxInt64 means "no cap".
 //
 // A server hint ([bulwark.RetryAfter]: HTTP Retry-After, gRPC RetryInfo or
 // grpc-retry-pushback-ms, as the transport adapters report them) replaces
-// the backoff delay of the next retry. A retry whose delay would end at or
+// the backoff delay of the next retry; a hint longer than [WithMaxHint]
+// (1 min by default) ends retrying at once. A retry whose delay would end at or
 // past the caller's deadline (or past [WithMaxElapsed]) is not made: Do
 // returns at once. When retrying stops while the last error was still
 // worth retrying, Do returns it inside an [*ExhaustedError]; the caller's
@@ -30,7 +34,17 @@
 //
 // A [Budget] shared by many Retriers caps retries at a ratio of first
 // attempts over a rolling window (the SRE book's retry budget); a retry it
-// refuses returns the last error at once, inside an [*ExhaustedError].
+// refuses returns the last error at once, inside an [*ExhaustedError]; a
+// retry the budget allowed but that never ran (the caller went away during
+// the delay) is given back. A Budget is a [bulwark.Snapshotter] for the
+// admin page.
+//
+// [WithOnRetry] sees each retry before its delay, for logging.
+//
+// Every option checks its value when it is made and panics, naming itself,
+// on one that means nothing (NaN, +Inf, a negative or zero duration or
+// count where a positive one is needed); math.MaxInt64 durations are valid
+// "no cap" values.
 //
 // In a client chain put the Retrier outermost and a per-attempt timeout
 // innermost: Chain(retrier, breaker, bulkhead, bulwark.Timeout(d)), or use
@@ -54,6 +68,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -72,8 +87,9 @@ type Retrier struct {
 
 // New returns a Retrier. Nil options are ignored and the last of each kind
 // wins; the defaults are 3 attempts (the first included), an initial delay
-// of 100 ms growing ×2 up to 5 s with ±50 % jitter, no per-attempt
-// timeout, no elapsed-time cap, no budget, and [DefaultRetryIf].
+// of 100 ms growing ×2 up to 5 s with ±50 % jitter, server hints up to
+// 1 min, no per-attempt timeout, no elapsed-time cap, no budget, no
+// OnRetry hook, and [DefaultRetryIf].
 func New(opts ...Option) *Retrier {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -149,7 +165,7 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 		if attempts == 1 {
 			eb = backoff.ExponentialBackOff{
 				InitialInterval:     r.o.initial,
-				RandomizationFactor: r.o.random,
+				RandomizationFactor: 0, // jitter after the cap: see jitter
 				Multiplier:          r.o.multiplier,
 				MaxInterval:         r.o.maxDelay,
 				Stop:                backoff.Stop,
@@ -157,9 +173,12 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 			}
 			eb.Reset()
 		}
-		delay := min(eb.NextBackOff(), r.o.maxDelay)
+		delay := r.jitter(eb.NextBackOff())
 		reason := delayBackoff
 		if hint, ok := bulwark.RetryAfter(err); ok {
+			if hint > r.o.maxHint {
+				return &ExhaustedError{Attempts: attempts, Err: err, reason: reasonHint}
+			}
 			delay, reason = hint, delayHint
 		}
 		now := time.Now()
@@ -169,12 +188,22 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 		if r.o.maxElapsed > 0 && now.Add(delay).Sub(start) > r.o.maxElapsed {
 			return &ExhaustedError{Attempts: attempts, Err: err, reason: reasonElapsed}
 		}
-		if b := r.o.budget; b != nil && !b.allowRetry() {
-			r.m.exhausted.Add(0, 1)
-			return &ExhaustedError{Attempts: attempts, Err: err, reason: reasonBudget}
+		var tick int64
+		if b := r.o.budget; b != nil {
+			var ok bool
+			if tick, ok = b.allowRetry(); !ok {
+				r.m.exhausted.Add(0, 1)
+				return &ExhaustedError{Attempts: attempts, Err: err, reason: reasonBudget}
+			}
+		}
+		if r.o.onRetry != nil {
+			r.o.onRetry(attempts, err, delay)
 		}
 		r.m.recordDelay(ctx, delay, reason)
 		if cerr := sleep(ctx, delay); cerr != nil {
+			if b := r.o.budget; b != nil {
+				b.refund(tick) // the retry never ran
+			}
 			return cerr
 		}
 		err = r.attempt(ctx, bulwark.WithAttempt(ctx, attempts+1), fn, kindRetry)
@@ -182,6 +211,29 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 			return nil
 		}
 	}
+}
+
+// jitter returns the delay before a retry whose backoff interval is
+// interval: drawn uniformly from [interval·(1−r), min(interval·(1+r),
+// MaxDelay)], jitter applied after the cap as gRFC A6 does, so that at the
+// cap the delays spread over [MaxDelay·(1−r), MaxDelay] instead of bunching
+// at MaxDelay, and MaxDelay stays a hard ceiling. The arithmetic is in
+// float64 and clamped before converting back, so a MaxDelay of
+// math.MaxInt64 ("no cap") never overflows into a negative delay.
+func (r *Retrier) jitter(interval time.Duration) time.Duration {
+	maxD := r.o.maxDelay
+	interval = min(max(interval, 0), maxD)
+	f := r.o.random
+	if f == 0 {
+		return interval
+	}
+	lo := float64(interval) * (1 - f)
+	hi := min(float64(interval)*(1+f), float64(maxD))
+	d := lo + rand.Float64()*(hi-lo)
+	if d >= float64(maxD) {
+		return maxD
+	}
+	return time.Duration(d)
 }
 
 // refusesReplay reports whether err carries Retryable() == false.

@@ -15,6 +15,9 @@
 //     propagates the effective tier.
 //   - gRPC interceptors map refusals to RESOURCE_EXHAUSTED and UNAVAILABLE,
 //     retry honours pushback, and streams hold admission until they end.
+//   - A handler that our own timeout ended before it wrote is answered 503
+//     and counted by the server's breaker; drill and degraded markers
+//     cross two hops; stacked transports keep an inner refusal a refusal.
 //   - The metrics agree with what the tests saw on the wire.
 //
 // Timing rules (exact hints, the breaker's break, per-attempt deadlines)

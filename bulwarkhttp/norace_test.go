@@ -1,0 +1,5 @@
+//go:build !race
+
+package bulwarkhttp_test
+
+const raceEnabled = false
