@@ -53,7 +53,9 @@ const (
 // hangs, the error is counted in bulwark.breaker.shared.errors and every
 // breaker goes on with its local state alone: what the fleet had opened is
 // dropped at the first failed refresh (pauses run to their end); writes
-// that failed are not retried, the next transition writes again.
+// that failed are tried again, in order, at every refresh until Redis
+// answers (at most 4096 are kept; the oldest are dropped and counted as
+// errors).
 //
 // The goroutine starts when the first breaker links to the state and stops
 // with [RedisState.Close]; after Close, breakers keep working locally. The
@@ -72,7 +74,7 @@ type RedisState struct {
 	id       string
 
 	mu      sync.Mutex
-	links   map[string]*sharedLink
+	links   map[string]map[*sharedLink]struct{} // by name: every breaker of that name here
 	queue   []sharedWrite
 	running bool
 	closed  bool
@@ -149,7 +151,7 @@ func NewRedisState(client redis.UniversalClient, opts ...Option) *RedisState {
 		interval: o.refresh,
 		timeout:  o.storeTimeout,
 		id:       o.instanceID,
-		links:    map[string]*sharedLink{},
+		links:    map[string]map[*sharedLink]struct{}{},
 		wake:     make(chan struct{}, 1),
 	}
 	if s.id == "" {
@@ -221,7 +223,10 @@ func (s *RedisState) link(name string, b *Breaker) *sharedLink {
 	if s.closed {
 		return l
 	}
-	s.links[name] = l
+	if s.links[name] == nil {
+		s.links[name] = map[*sharedLink]struct{}{}
+	}
+	s.links[name][l] = struct{}{}
 	if !s.running {
 		s.running = true
 		s.base, s.cancel = context.WithCancel(context.Background())
@@ -235,8 +240,11 @@ func (s *RedisState) link(name string, b *Breaker) *sharedLink {
 func (l *sharedLink) unlink() {
 	s := l.s
 	s.mu.Lock()
-	if s.links[l.name] == l {
-		delete(s.links, l.name)
+	if set := s.links[l.name]; set != nil {
+		delete(set, l)
+		if len(set) == 0 {
+			delete(s.links, l.name)
+		}
 	}
 	s.mu.Unlock()
 }
@@ -258,7 +266,7 @@ func (l *sharedLink) publishPause(d time.Duration) {
 
 func (s *RedisState) enqueue(w sharedWrite) {
 	s.mu.Lock()
-	if s.closed || s.links[w.name] == nil {
+	if s.closed || len(s.links[w.name]) == 0 {
 		s.mu.Unlock()
 		return
 	}
@@ -324,6 +332,16 @@ func (s *RedisState) flush(base context.Context) {
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && base.Err() == nil {
 		s.errs.Add(1)
+		// Try again at the next tick, before what was queued since, so
+		// that an open written during an outage reaches the fleet once
+		// Redis is back; the queue stays bounded.
+		s.mu.Lock()
+		s.queue = append(q, s.queue...)
+		if over := len(s.queue) - maxQueue; over > 0 {
+			s.queue = s.queue[over:]
+			s.errs.Add(int64(over))
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -331,24 +349,30 @@ func (s *RedisState) flush(base context.Context) {
 // and applies it.
 func (s *RedisState) refresh(base context.Context) {
 	s.mu.Lock()
-	links := make([]*sharedLink, 0, len(s.links))
-	for _, l := range s.links {
-		links = append(links, l)
+	names := make([]string, 0, len(s.links))
+	links := make([][]*sharedLink, 0, len(s.links))
+	for name, set := range s.links {
+		names = append(names, name)
+		ls := make([]*sharedLink, 0, len(set))
+		for l := range set {
+			ls = append(ls, l)
+		}
+		links = append(links, ls)
 	}
 	s.mu.Unlock()
-	if len(links) == 0 {
+	if len(names) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(base, s.timeout)
 	defer cancel()
 	pipe := s.client.Pipeline()
-	owners := make([]*redis.StringCmd, len(links))
-	opens := make([]*redis.DurationCmd, len(links))
-	pauses := make([]*redis.DurationCmd, len(links))
-	for i, l := range links {
-		owners[i] = pipe.Get(ctx, s.openKey(l.name))
-		opens[i] = pipe.PTTL(ctx, s.openKey(l.name))
-		pauses[i] = pipe.PTTL(ctx, s.pauseKey(l.name))
+	owners := make([]*redis.StringCmd, len(names))
+	opens := make([]*redis.DurationCmd, len(names))
+	pauses := make([]*redis.DurationCmd, len(names))
+	for i, name := range names {
+		owners[i] = pipe.Get(ctx, s.openKey(name))
+		opens[i] = pipe.PTTL(ctx, s.openKey(name))
+		pauses[i] = pipe.PTTL(ctx, s.pauseKey(name))
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -356,29 +380,34 @@ func (s *RedisState) refresh(base context.Context) {
 			return // closed
 		}
 		s.errs.Add(1)
-		for _, l := range links {
-			if l.b.applyShared(0, "") {
-				s.trans.Add(toClosed, 1)
+		for _, ls := range links {
+			for _, l := range ls {
+				if l.b.applyShared(0, "") {
+					s.trans.Add(toClosed, 1)
+				}
 			}
 		}
 		return
 	}
-	for i, l := range links {
+	for i, ls := range links {
 		owner, gerr := owners[i].Result()
 		var open time.Duration
 		if gerr == nil && owner != s.id {
 			open = opens[i].Val()
 		}
-		if l.b.applyShared(open, owner) {
-			if open > 0 {
-				s.trans.Add(toOpen, 1)
-			} else {
-				s.trans.Add(toClosed, 1)
+		pause := pauses[i].Val()
+		for _, l := range ls {
+			if l.b.applyShared(open, owner) {
+				if open > 0 {
+					s.trans.Add(toOpen, 1)
+				} else {
+					s.trans.Add(toClosed, 1)
+				}
 			}
-		}
-		if p := pauses[i].Val(); p > 0 {
-			if _, began := l.b.startPause(p, "the fleet is paused: a downstream asked another instance to wait"); began {
-				s.trans.Add(toPaused, 1)
+			if pause > 0 {
+				if _, began := l.b.startPause(pause, "the fleet is paused: a downstream asked another instance to wait"); began {
+					s.trans.Add(toPaused, 1)
+				}
 			}
 		}
 	}

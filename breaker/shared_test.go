@@ -213,12 +213,12 @@ func TestSharedStateOutages(t *testing.T) {
 			} else {
 				srv.Resume()
 			}
-			// After the outage, the next transition is shared again.
-			a.Reset()
-			for range 3 {
-				_ = a.Do(ctx, fail)
-			}
+			// After the outage, the open written during it reaches the
+			// fleet, without a new transition.
 			waitFor(t, "the other instance to open after the outage", func() bool { return b.State() == StateOpen })
+			// And transitions are shared again.
+			a.Reset()
+			waitFor(t, "the other instance to close after the reset", func() bool { return b.State() == StateClosed })
 		})
 	}
 }
@@ -260,6 +260,24 @@ func TestNewRedisStateRefusesBadClients(t *testing.T) {
 			f()
 		}()
 	}
+}
+
+func TestSharedTwoBreakersOneName(t *testing.T) {
+	srv := redistest.Start(t)
+	sa, sb := instance(t, srv, "a"), instance(t, srv, "b")
+	a := New("twice", WithSharedState(sa), WithConsecutiveFailures(1), WithBreakDuration(time.Hour))
+	b1 := New("twice", WithSharedState(sb))
+	b2 := New("twice", WithSharedState(sb))
+	defer a.Close()
+	defer b1.Close()
+	defer b2.Close()
+	_ = a.Do(context.Background(), fail)
+	waitFor(t, "both breakers of the other instance to open", func() bool {
+		return b1.State() == StateOpen && b2.State() == StateOpen
+	})
+	b1.Close() // unlinks b1 only
+	a.Reset()
+	waitFor(t, "the linked breaker to close", func() bool { return b2.State() == StateClosed })
 }
 
 func TestSharedContract(t *testing.T) {
