@@ -217,6 +217,7 @@ func (g *Group) victimLocked() (int, bool) {
 		i := g.hand
 		g.hand = (g.hand + 1) % n
 		b := g.ring[i]
+		b.tick(now) // a pause or fleet hold that ended unnoticed
 		ok, until := b.evictable(now)
 		if !ok {
 			soonest = min(soonest, until)

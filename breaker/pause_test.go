@@ -213,3 +213,29 @@ func TestGroupPausesPerKey(t *testing.T) {
 		}
 	})
 }
+
+func TestGroupEvictsAfterAPauseEndedUnnoticed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := NewGroup("gevict", WithPauseOnHint(), WithMaxKeys(1))
+		_ = g.Do(keyed("a"), answer(bulwark.ErrRemoteRejected, time.Second))
+		if err := g.Do(keyed("b"), succeed); err != nil {
+			t.Fatalf("Do(b) = %v (on the overflow breaker)", err)
+		}
+		time.Sleep(time.Second) // a's pause ends; no call of a notices
+		_ = g.Do(keyed("c"), succeed)
+		_ = g.Do(keyed("c"), succeed)
+		if g.State("c") != StateClosed || g.Len() != 1 {
+			t.Fatalf("Len() = %d", g.Len())
+		}
+		g.mu.RLock()
+		_, hasA := g.members["a"]
+		_, hasC := g.members["c"]
+		g.mu.RUnlock()
+		if hasA || !hasC {
+			t.Errorf("members a: %v, c: %v; want a evicted for c once its pause ended", hasA, hasC)
+		}
+		if s := g.Snapshot(); fig(s, "paused") != 0 || fig(s, "closed") != 2 { // c and the overflow breaker
+			t.Errorf("members by state: %+v", s.Figures)
+		}
+	})
+}
