@@ -34,6 +34,7 @@ func rawTwoStep(open bool) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 
 func BenchmarkSuccess(b *testing.B) {
 	ctx := context.Background()
+	srv := redistest.Start(b) // running for every sub-benchmark, so that only the link differs
 	b.Run("raw-twostep", func(b *testing.B) {
 		cb := rawTwoStep(false)
 		b.ReportAllocs()
@@ -97,8 +98,7 @@ func BenchmarkSuccess(b *testing.B) {
 			}
 		})
 		b.Run("shared-"+p.Name, func(b *testing.B) {
-			s := benchState(b)
-			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(s))
+			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(benchState(b, srv)))
 			defer br.Close()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -120,9 +120,8 @@ func BenchmarkSuccess(b *testing.B) {
 	}
 }
 
-// benchState is a RedisState on a redis-server of the benchmark's own.
-func benchState(b *testing.B) *RedisState {
-	srv := redistest.Start(b)
+// benchState is a RedisState on srv, closed when the benchmark ends.
+func benchState(b *testing.B, srv *redistest.Server) *RedisState {
 	s := NewRedisState(srv.Client())
 	b.Cleanup(func() { s.Close() })
 	return s
@@ -189,6 +188,7 @@ func BenchmarkRefused(b *testing.B) {
 
 func BenchmarkSuccessParallel(b *testing.B) {
 	ctx := context.Background()
+	srv := redistest.Start(b)
 	b.Run("raw-twostep", func(b *testing.B) {
 		cb := rawTwoStep(false)
 		b.ReportAllocs()
@@ -211,7 +211,7 @@ func BenchmarkSuccessParallel(b *testing.B) {
 			})
 		})
 		b.Run("shared-"+p.Name, func(b *testing.B) {
-			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(benchState(b)))
+			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(benchState(b, srv)))
 			defer br.Close()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
