@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bulwark-go/bulwark/internal/redisopt"
 	"github.com/bulwark-go/bulwark/internal/telemetry"
 )
 
@@ -126,17 +127,11 @@ type sharedWrite struct {
 // refresh past its timeout. A client of another type, whose options
 // cannot be checked, panics too.
 func NewRedisState(client redis.UniversalClient, opts ...Option) *RedisState {
-	ok := false
-	switch c := client.(type) {
-	case nil:
+	if client == nil {
 		panic("breaker: NewRedisState: nil client")
-	case *redis.Client:
-		ok = c != nil && c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		ok = c != nil && c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		ok = c != nil && c.Options().ContextTimeoutEnabled
-	default:
+	}
+	ok, known := redisopt.ContextTimeoutEnabled(client)
+	if !known {
 		panic("breaker: NewRedisState: cannot check ContextTimeoutEnabled on a client of type " +
 			typeName(client) + "; pass a *redis.Client, *redis.ClusterClient or *redis.Ring")
 	}
