@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"sync"
@@ -41,7 +42,7 @@ type Set struct {
 	switches *telemetry.Counters // by reason
 	reg      *telemetry.Registration
 
-	mu     sync.Mutex // guards source, reason, changed
+	mu     sync.Mutex // guards source, reason, change; and closed's setting against probes.Add
 	source string
 	reason string
 	change time.Time
@@ -148,13 +149,24 @@ func (s *Set) Do(ctx context.Context, fn func(context.Context) error) error {
 	var lastErr error
 	for {
 		i, err := s.run(ctx, tried, fn)
-		if i < 0 { // nothing ran: every candidate refused
-			if lastErr != nil {
+		if i < 0 { // nothing ran: every candidate refused, or ctx ended
+			if lastErr != nil && ctx.Err() == nil {
 				return lastErr
 			}
 			return err
 		}
-		if err == nil || !s.o.retryOnNext || !worthAnother(ctx, err) {
+		if err == nil || !s.o.retryOnNext {
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			// Cut short by the caller between attempts: its error, as
+			// package retry returns it.
+			if errors.Is(err, cerr) {
+				return err
+			}
+			return cerr
+		}
+		if !worthAnother(err) {
 			return err
 		}
 		tried |= 1 << i
@@ -169,9 +181,9 @@ func (s *Set) Do(ctx context.Context, fn func(context.Context) error) error {
 // endpoint: what package retry retries by default — an unreachable or
 // unavailable downstream (bulwark.ErrRemoteUnavailable), our own
 // per-attempt timeout, or an error that says Retryable() == true — and
-// never one that says Retryable() == false, nor once the caller is gone.
-func worthAnother(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || bulwark.IsRefusal(err) || errors.Is(err, bulwark.ErrRemoteRejected) {
+// never one that says Retryable() == false.
+func worthAnother(err error) bool {
+	if bulwark.IsRefusal(err) || errors.Is(err, bulwark.ErrRemoteRejected) {
 		return false
 	}
 	if r, ok := bulwark.Retryable(err); ok {
@@ -190,7 +202,13 @@ func (s *Set) run(ctx context.Context, tried uint64, fn func(context.Context) er
 		}
 		ran, err := s.try(ctx, p, fn)
 		if !ran {
-			return -1, err
+			if ctx.Err() != nil {
+				return -1, err
+			}
+			// The one candidate is out: refused as when every
+			// endpoint is, with its breaker's hint.
+			d, ok := bulwark.RetryAfter(err)
+			return -1, s.noEndpoint(d, ok)
 		}
 		return p, err
 	}
@@ -293,7 +311,7 @@ func (s *Set) try(ctx context.Context, i int, fn func(context.Context) error) (r
 		}
 		return false, err
 	}
-	if err == nil && s.o.mode == PriorityOrder && i < int(s.active.Load()) && ep.b.State() == breaker.StateClosed {
+	if err == nil && s.o.mode == PriorityOrder && s.pinned.Load() < 0 && i < int(s.active.Load()) && ep.b.State() == breaker.StateClosed {
 		s.switchTo(i, reasonFailback, "automatic", "")
 	}
 	return true, err
@@ -309,7 +327,8 @@ func (s *Set) chose(i int) {
 	case s.o.mode == RoundRobin:
 		s.active.Store(int32(i))
 	case s.pinned.Load() >= 0:
-		s.active.Store(int32(i))
+		// A call that chose before a pin: the pinned endpoint stays
+		// the active one.
 	case i > old:
 		s.switchTo(i, reasonBreaker, "automatic", "")
 	}
@@ -324,7 +343,7 @@ func (s *Set) switchTo(i, reason int, source, why string) {
 	s.switches.Add(reason, 1)
 	now := time.Now()
 	if i > int(old) && s.o.minDwell > 0 {
-		s.dwellUntil.Store(now.Add(s.o.minDwell).UnixNano())
+		s.dwellUntil.Store(addSat(now.UnixNano(), s.o.minDwell))
 	}
 	if why == "" {
 		switch reason {
@@ -335,6 +354,15 @@ func (s *Set) switchTo(i, reason int, source, why string) {
 		}
 	}
 	s.record(now, strconv.Itoa(int(old)), strconv.Itoa(i), source, why)
+}
+
+// addSat is t + d in unix nanoseconds, saturating at math.MaxInt64 (a
+// dwell of math.MaxInt64 would otherwise wrap into the past).
+func addSat(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
 }
 
 func (s *Set) record(now time.Time, from, to, source, why string) {
@@ -355,7 +383,12 @@ func (s *Set) maybeProbe(ep *endpoint) {
 	if last != 0 && now-last < int64(s.o.probeInterval) {
 		return
 	}
-	if !ep.probing.CompareAndSwap(false, true) {
+	// The check of closed and probes.Add happen under mu, as Close's
+	// setting of closed does: no probe starts once Close has begun
+	// waiting (a WaitGroup must not grow from zero during Wait).
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() || !ep.probing.CompareAndSwap(false, true) {
 		return
 	}
 	ep.lastProbe.Store(now)
@@ -382,8 +415,10 @@ func (s *Set) probeOnce(ep *endpoint) {
 }
 
 // Pin sends every call to endpoint, whatever the other breakers say, until
-// [Set.Unpin]; the endpoint's own breaker still refuses while it is open.
-// It returns an error for an endpoint not in the Set.
+// [Set.Unpin]; the endpoint's own breaker still refuses while it is open,
+// and the Set then refuses with [ErrNoEndpoint] (with the breaker's retry
+// hint), as when every endpoint is out. It returns an error for an
+// endpoint not in the Set.
 func (s *Set) Pin(endpoint string) error { return s.pin(endpoint, "pinned") }
 
 func (s *Set) pin(endpoint, why string) error {
@@ -468,9 +503,11 @@ func out(st breaker.State) bool { return st == breaker.StateOpen || st == breake
 
 // Close stops the Set's probes (cancelling and waiting for any running) and
 // its metrics callbacks, and those of its breakers. Calls after Close still
-// work, without probes.
+// work, without probes. Close may be called more than once.
 func (s *Set) Close() error {
+	s.mu.Lock()
 	s.closed.Store(true)
+	s.mu.Unlock()
 	s.probeCancel()
 	s.probes.Wait()
 	s.reg.Unregister()
