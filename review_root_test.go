@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bulwark-go/bulwark"
 )
@@ -179,4 +180,36 @@ func TestRegisterTypedNil(t *testing.T) {
 			tt.give(bulwark.NewRegistry())
 		})
 	}
+}
+
+// The JSON field names of a snapshot are documented as stable: this pins
+// them, so a rename fails here before it breaks a dashboard.
+func TestSnapshotJSONFields(t *testing.T) {
+	at := mustTime("2026-12-04T10:00:00Z")
+	snap := bulwark.Snapshot{
+		Name: "n", Kind: "k", State: "s", Health: "warn",
+		Figures: []bulwark.Figure{{Name: "f", Value: 2, Unit: "s"}},
+		Changed: at, Source: "manual", Reason: "r",
+		Events:  []bulwark.Event{{Time: at, From: "a", To: "b", Source: "automatic", Reason: "why"}},
+		Actions: []bulwark.Action{{Name: "set", Label: "Set", Params: []bulwark.Param{{Name: "p", Label: "P", Kind: bulwark.ParamChoice, Choices: []string{"x"}, Required: true, Default: "x", Help: "h"}}}},
+	}
+	b, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"name":"n","kind":"k","state":"s","health":"warn","figures":[{"name":"f","value":2,"unit":"s"}],"changed":"2026-12-04T10:00:00Z","source":"manual","reason":"r","events":[{"time":"2026-12-04T10:00:00Z","from":"a","to":"b","source":"automatic","reason":"why"}],"actions":[{"name":"set","label":"Set","params":[{"name":"p","label":"P","kind":"choice","choices":["x"],"required":true,"default":"x","help":"h"}]}]}`
+	if string(b) != want {
+		t.Errorf("json =\n%s\nwant\n%s", b, want)
+	}
+	if b, _ := json.Marshal(bulwark.Snapshot{Name: "n"}); string(b) != `{"name":"n","kind":"","state":""}` {
+		t.Errorf("empty snapshot json = %s, want the optional fields left out", b)
+	}
+}
+
+func mustTime(s string) time.Time {
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return tm
 }

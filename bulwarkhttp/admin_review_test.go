@@ -346,3 +346,34 @@ func TestAdminConcurrent(t *testing.T) {
 		t.Errorf("lamp recorded %d changes, want 40", n)
 	}
 }
+
+// The JSON document's top-level fields are documented and stable.
+func TestAdminJSONFields(t *testing.T) {
+	srv, _ := newAdmin(t)
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc) != 3 || doc["time"] == nil || doc["mutations"] == nil || doc["policies"] == nil {
+		t.Errorf("top-level fields = %v, want time, mutations, policies", doc)
+	}
+	// An empty registry is an empty list, not null.
+	srv2 := httptest.NewServer(bulwarkhttp.Admin(bulwark.NewRegistry()))
+	defer srv2.Close()
+	resp2, err := http.Get(srv2.URL + "?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if !strings.Contains(string(b), `"policies":[]`) {
+		t.Errorf("empty registry json = %s, want policies []", b)
+	}
+}
