@@ -306,7 +306,9 @@ func (s *Set) try(ctx context.Context, i int, fn func(context.Context) error) (r
 		return fn(bulwark.WithEndpoint(ctx, ep.addr))
 	})
 	if !ran {
-		if errors.Is(err, breaker.ErrOpen) {
+		// Not a breaker an operator forced open: a probe could not
+		// bring it back, and it would hit an endpoint under maintenance.
+		if errors.Is(err, breaker.ErrOpen) && ep.b.State() == breaker.StateOpen {
 			s.maybeProbe(ep)
 		}
 		return false, err

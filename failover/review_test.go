@@ -281,3 +281,53 @@ func TestRoundRobinFairWithRefusal(t *testing.T) {
 		t.Errorf("calls = %v, want [100 0 100 100]", got)
 	}
 }
+
+// An endpoint an operator forced open (maintenance) is not probed: the
+// probe could not bring it back, and it would hit a region being worked on.
+func TestNoProbeOfForcedOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var probes atomic.Int32
+		s := failover.New("pay", []string{"a", "b"},
+			failover.WithProbe(func(context.Context, string) error { probes.Add(1); return nil }, time.Second))
+		defer s.Close()
+		s.Breaker(0).ForceOpen()
+		for range 5 {
+			if err := s.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+		}
+		if n := probes.Load(); n != 0 {
+			t.Errorf("probes of a forced-open endpoint = %d, want 0", n)
+		}
+		if st := s.Breaker(0).State(); st != breaker.StateForcedOpen {
+			t.Errorf("a's breaker = %v, want still forced open", st)
+		}
+	})
+}
+
+// The most endpoints a Set takes, every one failing: retry on next tries
+// each once and stops.
+func TestMaxEndpointsRetryOnNext(t *testing.T) {
+	eps := make([]string, failover.MaxEndpoints)
+	for i := range eps {
+		eps[i] = "ep" + string(rune('A'+i/26)) + string(rune('a'+i%26))
+	}
+	s := failover.New("pay", eps, failover.WithRetryOnNext())
+	defer s.Close()
+	seen := map[string]int{}
+	err := s.Do(context.Background(), func(ctx context.Context) error {
+		ep, _ := failover.EndpointFrom(ctx)
+		seen[ep]++
+		return errDown
+	})
+	if !errors.Is(err, errDown) || len(seen) != failover.MaxEndpoints {
+		t.Errorf("Do() = %v after %d endpoints, want errDown after all %d", err, len(seen), failover.MaxEndpoints)
+	}
+	for ep, n := range seen {
+		if n != 1 {
+			t.Errorf("%s tried %d times, want once", ep, n)
+		}
+	}
+}
