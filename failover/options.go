@@ -87,7 +87,8 @@ func WithRetryOnNext() Option {
 	return optionFunc(func(o *options) { o.retryOnNext = true })
 }
 
-// WithProbe checks an endpoint whose breaker is open off the request path:
+// WithProbe checks an endpoint whose breaker is open (not forced open by an
+// operator) off the request path:
 // when a call finds it open and interval has passed since its last probe,
 // probe runs on a goroutine of the Set's (at most one per endpoint),
 // bounded by interval; a nil error resets the breaker to closed at once.
