@@ -254,6 +254,9 @@ func TestAdminPageEscapes(t *testing.T) {
 	if n := strings.Count(strings.ToLower(page), "<script"); n != 2 {
 		t.Errorf("page has %d <script elements, want 2 (the state and the code)", n)
 	}
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "unsafe") || !strings.Contains(csp, "style-src 'nonce-") {
+		t.Errorf("CSP = %q, want styles by nonce too, nothing unsafe-inline", csp)
+	}
 	if strings.Contains(page, "<img") || strings.Contains(page, "\u2028") {
 		t.Error("hostile markup reached the page unescaped")
 	}

@@ -99,6 +99,9 @@ func TestAdminBrowserHostileNames(t *testing.T) {
 	if st := text(ctx, t, stateSel("recommendations")); st != "off" {
 		t.Errorf("recommendations state = %q, want off", st)
 	}
+	if !eval(ctx, t, `getComputedStyle(document.querySelector("[data-role=state]")).fontWeight === "700"`) {
+		t.Error("the page's stylesheet did not apply (CSP nonce)")
+	}
 	if eval(ctx, t, `window.__xss !== undefined || document.querySelector("img") !== null`) {
 		t.Error("hostile markup ran or became elements")
 	}
