@@ -150,3 +150,29 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// Nested failover transports: each set routes by its own endpoint (the
+// innermost in the context); a failure counts against both sets'
+// endpoints that carried it.
+func TestFailoverTransportNested(t *testing.T) {
+	rec := &recorder{status: map[string]int{"b1.example": 503}}
+	inner := failover.New("inner", []string{"http://b1.example", "http://b2.example"}, failover.WithRetryOnNext())
+	defer inner.Close()
+	outer := failover.New("outer", []string{"http://a1.example", "http://a2.example"})
+	defer outer.Close()
+	client := &http.Client{Transport: bulwarkhttp.FailoverTransport(outer, bulwarkhttp.FailoverTransport(inner, rec))}
+	for range 2 {
+		resp, err := client.Get("http://placeholder/x")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET = %v, %v; want 200", resp, err)
+		}
+		resp.Body.Close()
+	}
+	want := "GET http://b1.example/x host= body=\nGET http://b2.example/x host= body=\nGET http://b1.example/x host= body=\nGET http://b2.example/x host= body="
+	if got := strings.Join(rec.all(), "\n"); got != want {
+		t.Errorf("sent\n%s\nwant\n%s", got, want)
+	}
+	if st := outer.Status(); st.Active != 0 {
+		t.Errorf("outer active = %d, want 0 (the inner set absorbed the failure)", st.Active)
+	}
+}
