@@ -18,6 +18,9 @@ import (
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
 )
 
+// quiet keeps the tests' admin handlers from logging.
+var quiet = bulwarkhttp.WithAdminLogger(slog.New(slog.DiscardHandler))
+
 // fixed is a snapshotter with a given snapshot.
 type fixed struct{ snap bulwark.Snapshot }
 
@@ -61,7 +64,7 @@ func TestAdminNonFiniteFigure(t *testing.T) {
 	reg.RegisterAs("ratio", fixed{bulwark.Snapshot{Kind: "x", State: "ok", Figures: []bulwark.Figure{{Name: "ratio", Value: math.NaN()}, {Name: "inf", Value: math.Inf(1)}}}})
 	l := &lamp{name: "porch"}
 	reg.Register(l)
-	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t")))
+	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t"), quiet))
 	defer srv.Close()
 	status, s := getJSON(t, srv.URL)
 	if status != 200 || len(s.Policies) != 2 {
@@ -79,7 +82,7 @@ func TestAdminNonFiniteFigure(t *testing.T) {
 	// answer could not be encoded (the operator would apply it again).
 	reg2 := bulwark.NewRegistry()
 	reg2.Register(&nanLamp{lamp: lamp{name: "porch"}})
-	srv2 := httptest.NewServer(bulwarkhttp.Admin(reg2, bulwarkhttp.WithAdminToken("t")))
+	srv2 := httptest.NewServer(bulwarkhttp.Admin(reg2, bulwarkhttp.WithAdminToken("t"), quiet))
 	defer srv2.Close()
 	if r := post(t, srv2.URL, "Bearer t", "application/json", `{"policy":"porch","action":"on","reason":"r"}`); r.StatusCode != 200 {
 		t.Errorf("POST = %d, want 200", r.StatusCode)
@@ -101,7 +104,7 @@ func TestAdminSnapshotPanics(t *testing.T) {
 	reg.RegisterAs("bad", panicky{})
 	reg.RegisterAs("bad-actions", panickyActions{fixed{bulwark.Snapshot{Kind: "x", State: "ok"}}})
 	reg.Register(&lamp{name: "porch"})
-	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t")))
+	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t"), quiet))
 	defer srv.Close()
 	status, s := getJSON(t, srv.URL)
 	if status != 200 || len(s.Policies) != 3 {
@@ -135,7 +138,7 @@ func TestAdminRegisteredNames(t *testing.T) {
 	l := &lamp{name: "porch"}
 	reg.RegisterAs("front-door", l)
 	reg.RegisterAs("impostor", fixed{bulwark.Snapshot{Name: "front-door", Kind: "x", State: "ok"}})
-	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t")))
+	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t"), quiet))
 	defer srv.Close()
 	_, s := getJSON(t, srv.URL)
 	if len(s.Policies) != 2 || s.Policies[0].Name != "front-door" || s.Policies[1].Name != "impostor" {
@@ -207,7 +210,7 @@ func TestAdminBodyEdges(t *testing.T) {
 		{"empty", ``, 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, l := newAdmin(t, bulwarkhttp.WithAdminToken("t"))
+			srv, l := newAdmin(t, bulwarkhttp.WithAdminToken("t"), quiet)
 			resp := post(t, srv.URL, "Bearer t", "application/json", tt.body)
 			if resp.StatusCode != tt.want {
 				t.Errorf("POST %s = %d, want %d", tt.body, resp.StatusCode, tt.want)
@@ -222,7 +225,7 @@ func TestAdminBodyEdges(t *testing.T) {
 // A token read from a file keeps its newline; a header cannot carry one,
 // so the configured token is trimmed rather than never matching.
 func TestAdminTokenTrimmed(t *testing.T) {
-	srv, l := newAdmin(t, bulwarkhttp.WithAdminToken("s3cret\n"))
+	srv, l := newAdmin(t, bulwarkhttp.WithAdminToken("s3cret\n"), quiet)
 	resp := post(t, srv.URL, "Bearer s3cret", "application/json", `{"policy":"porch","action":"on","reason":"r"}`)
 	if resp.StatusCode != 200 || l.Snapshot().State != "on" {
 		t.Errorf("POST with the trimmed token = %d, want 200", resp.StatusCode)
@@ -277,7 +280,7 @@ func TestAdminManyPolicies(t *testing.T) {
 	for i := range n {
 		reg.Register(&lamp{name: fmt.Sprintf("lamp-%04d", i)})
 	}
-	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t")))
+	srv := httptest.NewServer(bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("t"), quiet))
 	defer srv.Close()
 	_, s := getJSON(t, srv.URL)
 	if len(s.Policies) != n || s.Policies[n-1].Name != fmt.Sprintf("lamp-%04d", n-1) || len(s.Policies[n-1].Actions) != 3 {
