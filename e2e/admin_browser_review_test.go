@@ -242,3 +242,69 @@ func TestAdminBrowserReadToken(t *testing.T) {
 		t.Fatalf("polls with the operator's token: %v", err)
 	}
 }
+
+// A poll that was already on its way when the operator acted, and answers
+// after the action's own refresh, must not put the old state back.
+func TestAdminBrowserStalePoll(t *testing.T) {
+	reg := bulwark.NewRegistry()
+	sw := &toggle{name: "recommendations"}
+	reg.Register(sw)
+	admin := bulwarkhttp.Admin(reg, bulwarkhttp.WithAdminToken("s3cret"))
+	var mu sync.Mutex
+	var hold, held chan struct{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" && strings.Contains(r.Header.Get("Accept"), "application/json") {
+			mu.Lock()
+			h, hd := hold, held
+			hold = nil
+			mu.Unlock()
+			if h != nil {
+				rec := httptest.NewRecorder()
+				admin.ServeHTTP(rec, r) // the state now
+				close(hd)
+				<-h // answered later
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				_, _ = w.Write(rec.Body.Bytes())
+				return
+			}
+		}
+		admin.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx := browser(t)
+	load(ctx, t, srv.URL, stateSel("recommendations"))
+	h, hd := make(chan struct{}), make(chan struct{})
+	mu.Lock()
+	hold, held = h, hd
+	mu.Unlock()
+	select {
+	case <-hd:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no poll arrived")
+	}
+	released := false
+	defer func() {
+		if !released {
+			close(h)
+		}
+	}()
+	onForm := `section[data-policy="recommendations"] form[data-action="on"]`
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#token`), "s3cret"),
+		chromedp.Click(chromedp.CSS(`#token-save`)),
+		chromedp.SendKeys(chromedp.CSS(onForm+` input[name="reason"]`), "stale test"),
+		chromedp.Click(chromedp.CSS(onForm+` button[type="submit"]`)),
+		waitText(stateSel("recommendations"), "on"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	close(h)
+	released = true
+	time.Sleep(300 * time.Millisecond)
+	if st := text(ctx, t, stateSel("recommendations")); st != "on" {
+		t.Errorf("state after the stale poll answered = %q, want on", st)
+	}
+}

@@ -159,14 +159,22 @@
   // refresh polls the state; the next poll is scheduled when this one
   // ends, so a slow server never has more than one poll per tab.
   var pending = null;
+  var asked = 0, shown = 0; // refreshes started, and the latest one rendered
   function refresh() {
     if (pending) { clearTimeout(pending); pending = null; }
     var headers = { "Accept": "application/json" };
     var t = token();
     if (t) headers["Authorization"] = "Bearer " + t; // a read token, when the page needs one
+    var n = ++asked;
     request({ headers: headers, cache: "no-store" })
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
-      .then(render)
+      .then(function (state) {
+        // A poll answered after a newer refresh (the one an action
+        // starts) is stale: it must not put the old state back.
+        if (n < shown) return;
+        shown = n;
+        render(state);
+      })
       .catch(function (e) { document.getElementById("updated").textContent = "refresh failed: " + e.message; })
       .finally(function () { if (!pending) pending = setTimeout(refresh, pollEvery); });
   }
