@@ -200,7 +200,7 @@ func (s *Set) run(ctx context.Context, tried uint64, fn func(context.Context) er
 		if tried&(1<<p) != 0 {
 			return -1, s.noEndpoint(0, false)
 		}
-		ran, err := s.try(ctx, p, fn)
+		ran, err := s.try(ctx, p, tried != 0, fn)
 		if !ran {
 			if ctx.Err() != nil {
 				return -1, err
@@ -235,7 +235,7 @@ func (s *Set) run(ctx context.Context, tried uint64, fn func(context.Context) er
 			if deferred != (pass == 1) {
 				continue
 			}
-			ran, err := s.try(ctx, i, fn)
+			ran, err := s.try(ctx, i, tried != 0, fn)
 			if ran {
 				return i, err
 			}
@@ -258,6 +258,7 @@ func (s *Set) run(ctx context.Context, tried uint64, fn func(context.Context) er
 // endpoints no turn reached are tried last.
 func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.Context) error) (int, error) {
 	n := len(s.eps)
+	retry := tried != 0 // this call already ran on an endpoint
 	var hint time.Duration
 	var hinted bool
 	refused := func(err error) {
@@ -270,7 +271,7 @@ func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.C
 		if tried&(1<<i) != 0 {
 			continue
 		}
-		ran, err := s.try(ctx, i, fn)
+		ran, err := s.try(ctx, i, retry, fn)
 		if ran {
 			return i, err
 		}
@@ -284,7 +285,7 @@ func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.C
 		if tried&(1<<i) != 0 {
 			continue
 		}
-		ran, err := s.try(ctx, i, fn)
+		ran, err := s.try(ctx, i, retry, fn)
 		if ran {
 			return i, err
 		}
@@ -298,11 +299,11 @@ func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.C
 
 // try runs fn on endpoint i under its breaker; ran is false when the
 // breaker refused.
-func (s *Set) try(ctx context.Context, i int, fn func(context.Context) error) (ran bool, err error) {
+func (s *Set) try(ctx context.Context, i int, retry bool, fn func(context.Context) error) (ran bool, err error) {
 	ep := s.eps[i]
 	err = ep.b.Do(ctx, func(ctx context.Context) error {
 		ran = true
-		s.chose(i)
+		s.chose(i, retry)
 		return fn(bulwark.WithEndpoint(ctx, ep.addr))
 	})
 	if !ran {
@@ -322,7 +323,7 @@ func (s *Set) try(ctx context.Context, i int, fn func(context.Context) error) (r
 // chose records that endpoint i takes this call. Moving down the list is a
 // switch because of a breaker; moving up waits for a success on a closed
 // breaker (see try), so a half-open probe does not count as fail-back.
-func (s *Set) chose(i int) {
+func (s *Set) chose(i int, retry bool) {
 	old := int(s.active.Load())
 	switch {
 	case i == old:
@@ -332,6 +333,13 @@ func (s *Set) chose(i int) {
 		// A call that chose before a pin: the pinned endpoint stays
 		// the active one.
 	case i > old:
+		if retry && !out(s.eps[old].b.State()) {
+			// A retry on the next endpoint after one failure of an
+			// endpoint still in rotation: no cut-over (no dwell, no
+			// switch counted). Once its breaker opens, the next call
+			// that moves down is one.
+			return
+		}
 		s.switchTo(i, reasonBreaker, "automatic", "")
 	}
 }

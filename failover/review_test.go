@@ -331,3 +331,40 @@ func TestMaxEndpointsRetryOnNext(t *testing.T) {
 		}
 	}
 }
+
+// One transient failure retried on the next endpoint is not a cut-over:
+// the primary's breaker never opened, so traffic stays on it (no dwell on
+// the standby) and no switch is counted.
+func TestRetryOnNextIsNoSwitch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mr := metrictest.New(t)
+		f := newFleet("a", "b")
+		s := failover.New("pay", []string{"a", "b"}, trip(10*time.Second), failover.WithRetryOnNext(),
+			failover.WithMinDwell(time.Minute), failover.WithMeterProvider(mr.Provider))
+		defer s.Close()
+		mr.Keep(s)
+		ctx := context.Background()
+		f.down["a"].Store(true)
+		if err := s.Do(ctx, f.call); err != nil {
+			t.Fatalf("Do() = %v, want b's success", err)
+		}
+		f.down["a"].Store(false)
+		f.counts("a", "b")
+		for range 5 {
+			if err := s.Do(ctx, f.call); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := f.counts("a", "b"); got[0] != 5 {
+			t.Errorf("calls after one transient failure = %v, want all 5 on a", got)
+		}
+		if st := s.Status(); st.Active != 0 {
+			t.Errorf("Status().Active = %d, want 0", st.Active)
+		}
+		for _, r := range []string{"breaker", "failback"} {
+			if n := mr.Int64Total("bulwark.failover.switches", "bulwark.reason", r); n != 0 {
+				t.Errorf("switches{%s} = %d, want 0", r, n)
+			}
+		}
+	})
+}
