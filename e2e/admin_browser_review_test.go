@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/bulwark-go/bulwark"
@@ -55,8 +56,33 @@ func (f *form) last() (map[string]string, string, int) {
 	return f.args, f.reason, f.actions
 }
 
+// load opens url and waits for sel; an uncaught exception in the page's
+// script, at any time in the test, fails it.
 func load(ctx context.Context, t *testing.T, url string, sel chromedp.CSS) {
 	t.Helper()
+	var mu sync.Mutex
+	var thrown []string
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*cdpruntime.EventExceptionThrown); ok {
+			mu.Lock()
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			thrown = append(thrown, fmt.Sprintf("%s (line %d)", msg, d.LineNumber+1))
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range thrown {
+			t.Errorf("the page's script threw: %s", e)
+		}
+	})
 	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(sel)); err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +332,22 @@ func TestAdminBrowserStalePoll(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if st := text(ctx, t, stateSel("recommendations")); st != "on" {
 		t.Errorf("state after the stale poll answered = %q, want on", st)
+	}
+}
+
+// A read-only page (no token configured) offers no action forms: every
+// one could only be refused.
+func TestAdminBrowserReadOnlyNoForms(t *testing.T) {
+	reg := bulwark.NewRegistry()
+	reg.Register(&toggle{name: "recommendations"})
+	srv := httptest.NewServer(bulwarkhttp.Admin(reg))
+	defer srv.Close()
+	ctx := browser(t)
+	load(ctx, t, srv.URL, stateSel("recommendations"))
+	if err := chromedp.Do(ctx, waitJS(`document.getElementById("updated").textContent.startsWith("updated")`)); err != nil {
+		t.Fatalf("no poll rendered: %v", err)
+	}
+	if n := eval(ctx, t, `document.querySelectorAll("form.action").length === 0`); !n {
+		t.Error("the read-only page offers action forms")
 	}
 }

@@ -89,9 +89,12 @@
     return f;
   }
 
-  function row(p) {
+  function row(p, mutations) {
     var r = rows.get(p.name);
-    var sig = JSON.stringify(p.actions || []);
+    // A read-only page (no token configured) offers no forms: they
+    // could only be refused.
+    var offered = mutations ? (p.actions || []) : [];
+    var sig = JSON.stringify(offered);
     if (!r) {
       var box = el("section", { "class": "policy", id: uid("policy"), "data-policy": str(p.name), "aria-label": str(p.name) });
       var h = el("h3");
@@ -138,7 +141,7 @@
     if (r.sig !== sig) { // forms are rebuilt only when the declared actions change, never under the operator's typing
       r.sig = sig;
       r.actions.textContent = "";
-      (p.actions || []).forEach(function (a) { r.actions.appendChild(actionForm(p, a)); });
+      offered.forEach(function (a) { r.actions.appendChild(actionForm(p, a)); });
     }
   }
 
@@ -147,7 +150,7 @@
     (state.policies || []).forEach(function (p) {
       if (typeof p.name !== "string" || seen.has(p.name)) return;
       seen.add(p.name);
-      row(p);
+      row(p, state.mutations === true);
     });
     rows.forEach(function (r, n) {
       if (!seen.has(n)) { r.box.remove(); rows.delete(n); }
