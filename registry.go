@@ -3,6 +3,7 @@ package bulwark
 import (
 	"fmt"
 	"iter"
+	"reflect"
 	"slices"
 	"sync"
 )
@@ -35,7 +36,7 @@ type Named interface{ Name() string }
 // registered: those are programming errors found at start-up.
 func (r *Registry) Register(vs ...Named) {
 	for _, v := range vs {
-		if v == nil {
+		if isNil(v) {
 			panic("bulwark: Registry.Register of a nil value")
 		}
 		r.RegisterAs(v.Name(), v)
@@ -43,10 +44,10 @@ func (r *Registry) Register(vs ...Named) {
 }
 
 // RegisterAs adds v under name, for values without a Name method or to
-// register one value under another name. It panics on a nil value, an empty
-// name or a name already registered.
+// register one value under another name. It panics on a nil value (typed
+// nil pointers included), an empty name or a name already registered.
 func (r *Registry) RegisterAs(name string, v any) {
-	if v == nil {
+	if isNil(v) {
 		panic("bulwark: Registry.RegisterAs of a nil value")
 	}
 	if name == "" {
@@ -59,6 +60,20 @@ func (r *Registry) RegisterAs(name string, v any) {
 	}
 	r.byKey[name] = v
 	r.order = append(r.order, name)
+}
+
+// isNil reports whether v is nil or a typed nil (a nil pointer, map,
+// func, channel or slice in an interface), which no registered value may
+// be: its methods would fail on every refresh of the admin page.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // Unregister removes name; it does nothing when name is not registered.
@@ -101,8 +116,10 @@ func (r *Registry) All() iter.Seq2[string, any] {
 }
 
 // Snapshots returns the snapshot of every registered [Snapshotter], in
-// registration order; a snapshot's Name is set to its registered name when
-// the value left it empty.
+// registration order. Each snapshot's Name is the name the value is
+// registered under — the name [Registry.Lookup] finds it by, and which the
+// admin page's actions use — whatever its Snapshot method said: a value
+// registered under two names (RegisterAs) appears twice, once under each.
 func (r *Registry) Snapshots() []Snapshot {
 	var out []Snapshot
 	for name, v := range r.All() {
@@ -111,9 +128,7 @@ func (r *Registry) Snapshots() []Snapshot {
 			continue
 		}
 		snap := s.Snapshot()
-		if snap.Name == "" {
-			snap.Name = name
-		}
+		snap.Name = name
 		out = append(out, snap)
 	}
 	return out

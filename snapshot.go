@@ -2,7 +2,9 @@ package bulwark
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"sync"
 	"time"
 )
@@ -20,7 +22,8 @@ type Snapshotter interface {
 // every kind so that the admin page needs no knowledge of any of them.
 // The JSON field names are stable.
 type Snapshot struct {
-	// Name is the policy's name.
+	// Name is the policy's name; [Registry.Snapshots] and the admin page
+	// set it to the name the value is registered under.
 	Name string `json:"name"`
 	// Kind is what the policy is: "breaker", "bulkhead", "ratelimit",
 	// "retry-budget", "switch", "shedder", "drill", "failover", … .
@@ -52,11 +55,28 @@ type Snapshot struct {
 
 // Figure is one named number of a [Snapshot].
 type Figure struct {
-	Name  string  `json:"name"`
+	Name string `json:"name"`
+	// Value is the number. JSON has no NaN or infinities: such a value
+	// is encoded as null (and decodes back as 0), so that one odd
+	// figure (a ratio of 0 / 0) does not make a whole snapshot
+	// unencodable.
 	Value float64 `json:"value"`
 	// Unit is the value's unit in UCUM form as OpenTelemetry uses it
 	// ("s", "1", "{request}"); empty for a plain count.
 	Unit string `json:"unit,omitempty"`
+}
+
+// MarshalJSON encodes f, with a NaN or infinite Value as null.
+func (f Figure) MarshalJSON() ([]byte, error) {
+	type plain Figure
+	if !math.IsNaN(f.Value) && !math.IsInf(f.Value, 0) {
+		return json.Marshal(plain(f))
+	}
+	return json.Marshal(struct {
+		Name  string   `json:"name"`
+		Value *float64 `json:"value"`
+		Unit  string   `json:"unit,omitempty"`
+	}{Name: f.Name, Unit: f.Unit})
 }
 
 // Event is one recorded change of a policy: a state transition, a switch
@@ -80,7 +100,10 @@ const DefaultEventLogSize = 50
 // [Snapshot]. The zero value keeps the last [DefaultEventLogSize] events;
 // it is safe for concurrent use.
 type EventLog struct {
-	// Size is the number of events kept; 0 means DefaultEventLogSize.
+	// Size is the number of events kept; 0 (or less) means
+	// DefaultEventLogSize. It may change between calls (not during one:
+	// set it where nothing else calls the log): the log then keeps the
+	// newest events that fit.
 	Size int
 
 	mu   sync.Mutex
@@ -89,17 +112,45 @@ type EventLog struct {
 	full bool
 }
 
-// Add records e, dropping the oldest event when the log is full.
-func (l *EventLog) Add(e Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// fitLocked sizes the ring to Size, keeping the newest events.
+func (l *EventLog) fitLocked() {
 	size := l.Size
 	if size <= 0 {
 		size = DefaultEventLogSize
 	}
+	if len(l.buf) == size {
+		return
+	}
 	if l.buf == nil {
 		l.buf = make([]Event, size)
+		return
 	}
+	old := l.orderedLocked()
+	if len(old) > size {
+		old = old[len(old)-size:]
+	}
+	l.buf = make([]Event, size)
+	copy(l.buf, old)
+	l.next, l.full = len(old)%size, len(old) == size
+}
+
+// orderedLocked returns the recorded events, oldest first.
+func (l *EventLog) orderedLocked() []Event {
+	if !l.full {
+		out := make([]Event, l.next)
+		copy(out, l.buf[:l.next])
+		return out
+	}
+	out := make([]Event, 0, len(l.buf))
+	out = append(out, l.buf[l.next:]...)
+	return append(out, l.buf[:l.next]...)
+}
+
+// Add records e, dropping the oldest event when the log is full.
+func (l *EventLog) Add(e Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fitLocked()
 	l.buf[l.next] = e
 	l.next++
 	if l.next == len(l.buf) {
@@ -111,20 +162,19 @@ func (l *EventLog) Add(e Event) {
 func (l *EventLog) Events() []Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.full {
-		out := make([]Event, l.next)
-		copy(out, l.buf[:l.next])
-		return out
+	if l.buf != nil {
+		l.fitLocked()
 	}
-	out := make([]Event, 0, len(l.buf))
-	out = append(out, l.buf[l.next:]...)
-	return append(out, l.buf[:l.next]...)
+	return l.orderedLocked()
 }
 
 // Last returns the most recent event, if any.
 func (l *EventLog) Last() (Event, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.buf != nil {
+		l.fitLocked()
+	}
 	if !l.full && l.next == 0 {
 		return Event{}, false
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/metrictest"
+	"github.com/bulwark-go/bulwark/internal/redistest"
 )
 
 // The targets (issue 5): a successful Do within 1.3× of raw gobreaker
@@ -33,6 +34,7 @@ func rawTwoStep(open bool) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 
 func BenchmarkSuccess(b *testing.B) {
 	ctx := context.Background()
+	srv := redistest.Start(b) // running for every sub-benchmark, so that only the link differs
 	b.Run("raw-twostep", func(b *testing.B) {
 		cb := rawTwoStep(false)
 		b.ReportAllocs()
@@ -85,7 +87,44 @@ func BenchmarkSuccess(b *testing.B) {
 				}
 			}
 		})
+		b.Run("pause-on-hint-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithPauseOnHint())
+			defer br.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("shared-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(benchState(b, srv)))
+			defer br.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("adaptive-"+p.Name, func(b *testing.B) {
+			a := NewAdaptive("bench", WithMeterProvider(p.Provider))
+			defer a.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := a.Do(ctx, succeed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
+}
+
+// benchState is a RedisState on srv, closed when the benchmark ends.
+func benchState(b *testing.B, srv *redistest.Server) *RedisState {
+	s := NewRedisState(srv.Client())
+	b.Cleanup(func() { s.Close() })
+	return s
 }
 
 func BenchmarkRefused(b *testing.B) {
@@ -122,11 +161,34 @@ func BenchmarkRefused(b *testing.B) {
 				}
 			}
 		})
+		b.Run("paused-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithPauseOnHint())
+			defer br.Close()
+			_ = br.Do(ctx, func(context.Context) error { return &hinted{bulwark.ErrRemoteRejected, time.Hour} })
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(ctx, succeed); err == nil {
+					b.Fatal("admitted")
+				}
+			}
+		})
+		b.Run("adaptive-"+p.Name, func(b *testing.B) {
+			a := NewAdaptive("bench", WithMeterProvider(p.Provider), WithRandom(func() float64 { return 0 }), WithMinCalls(1))
+			defer a.Close()
+			_ = a.Do(ctx, fail)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := a.Do(ctx, succeed); err == nil {
+					b.Fatal("admitted")
+				}
+			}
+		})
 	}
 }
 
 func BenchmarkSuccessParallel(b *testing.B) {
 	ctx := context.Background()
+	srv := redistest.Start(b)
 	b.Run("raw-twostep", func(b *testing.B) {
 		cb := rawTwoStep(false)
 		b.ReportAllocs()
@@ -145,6 +207,26 @@ func BenchmarkSuccessParallel(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					_ = br.Do(ctx, succeed)
+				}
+			})
+		})
+		b.Run("shared-"+p.Name, func(b *testing.B) {
+			br := New("bench", WithMeterProvider(p.Provider), WithSharedState(benchState(b, srv)))
+			defer br.Close()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_ = br.Do(ctx, succeed)
+				}
+			})
+		})
+		b.Run("adaptive-"+p.Name, func(b *testing.B) {
+			a := NewAdaptive("bench", WithMeterProvider(p.Provider))
+			defer a.Close()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_ = a.Do(ctx, succeed)
 				}
 			})
 		})

@@ -278,16 +278,24 @@ func TestBreakAndProbes(t *testing.T) {
 			t.Errorf("RetryAfter = %v, %v, want %v", d, ok, brk)
 		}
 		time.Sleep(4 * time.Second)
-		if d, _ := bulwark.RetryAfter(err); d != brk-4*time.Second {
-			t.Errorf("RetryAfter 4s later = %v, want %v", d, brk-4*time.Second)
+		if d, _ := bulwark.RetryAfter(err); d != brk {
+			t.Errorf("RetryAfter of the first refusal 4s later = %v, want %v (its own hint, unchanged)", d, brk)
+		}
+		err4 := b.Do(context.Background(), succeed)
+		if d, _ := bulwark.RetryAfter(err4); d != brk-4*time.Second {
+			t.Errorf("RetryAfter of a refusal 4s later = %v, want %v", d, brk-4*time.Second)
 		}
 		time.Sleep(brk - 4*time.Second - time.Nanosecond)
+		errLast := b.Do(context.Background(), succeed)
+		if d, _ := bulwark.RetryAfter(errLast); d != time.Millisecond {
+			t.Errorf("RetryAfter 1ns before the break ends = %v, want 1ms (rounded up)", d)
+		}
 		if got := b.State(); got != StateOpen {
 			t.Fatalf("State() 1ns before the break ends = %v, want %v", got, StateOpen)
 		}
 		time.Sleep(2 * time.Nanosecond)
-		if d, ok := bulwark.RetryAfter(err); ok {
-			t.Errorf("RetryAfter after the break = %v, want no hint", d)
+		if d, _ := bulwark.RetryAfter(err); d != brk {
+			t.Errorf("RetryAfter of the first refusal after the break = %v, want %v", d, brk)
 		}
 
 		// Half-open: probes + 1.
@@ -383,7 +391,10 @@ func TestSlowCalls(t *testing.T) {
 			{"off by default", nil, time.Hour, nil, 0},
 			{"at the threshold", []Option{WithSlowCall(time.Second)}, time.Second, nil, 0},
 			{"above the threshold", []Option{WithSlowCall(time.Second)}, time.Second + 1, nil, 1},
-			{"slow remote rejected", []Option{WithSlowCall(time.Second)}, 2 * time.Second, bulwark.ErrRemoteRejected, 1},
+			// Issue 14 item 5: a downstream's 429 is not counted, however slow.
+			{"slow remote rejected", []Option{WithSlowCall(time.Second)}, 2 * time.Second, bulwark.ErrRemoteRejected, 0},
+			{"slow remote rejected, ratio", []Option{WithSlowCall(time.Second), WithSlowCallRatio(0.5)}, 2 * time.Second, bulwark.ErrRemoteRejected, 0},
+			{"slow success, ratio", []Option{WithSlowCall(time.Second), WithSlowCallRatio(0.5)}, 2 * time.Second, nil, 0},
 			{"slow refusal stays excluded", []Option{WithSlowCall(time.Second)}, 2 * time.Second, bulwark.ErrUnavailable, 0},
 		}
 		for _, tt := range tests {

@@ -28,6 +28,18 @@ func TestContract(t *testing.T) {
 	t.Run("Group", func(t *testing.T) {
 		bulwarktest.TestPolicy(t, func() bulwark.Policy { return NewGroup("contract", WithMaxKeys(2)) })
 	})
+	t.Run("Adaptive", func(t *testing.T) {
+		bulwarktest.TestPolicy(t, func() bulwark.Policy { return NewAdaptive("contract") })
+	})
+	t.Run("AdaptiveThrottling", func(t *testing.T) {
+		// Refuses every call it may: the suite's refusals must hold.
+		bulwarktest.TestPolicy(t, func() bulwark.Policy {
+			return NewAdaptive("contract", WithRandom(func() float64 { return 0 }))
+		})
+	})
+	t.Run("PauseOnHint", func(t *testing.T) {
+		bulwarktest.TestPolicy(t, func() bulwark.Policy { return New("contract", WithPauseOnHint()) })
+	})
 	t.Run("Chain", func(t *testing.T) {
 		bulwarktest.TestPolicy(t, func() bulwark.Policy {
 			return bulwark.Chain(New("outer"), NewGroup("inner"))

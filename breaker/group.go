@@ -40,6 +40,7 @@ type Group struct {
 	hand      int           // next ring slot the clock looks at
 	fullUntil time.Duration // core.since() before which a new scan is pointless
 	overflow  *Breaker
+	closed    bool // Close was called: new members are not shared
 
 	reg *telemetry.Registration
 }
@@ -66,9 +67,20 @@ func (g *Group) observe(o metric.Observer) {
 	t.observeCounts(o)
 }
 
-// Close stops reporting the group's metrics. The group keeps working.
+// Close stops reporting the group's metrics and, with [WithSharedState],
+// sharing its members' state. The group keeps working, on local state.
 func (g *Group) Close() error {
 	g.reg.Unregister()
+	if g.c.o.shared != nil {
+		g.mu.Lock()
+		g.closed = true
+		for _, b := range g.ring {
+			if b.shared != nil {
+				b.shared.unlink()
+			}
+		}
+		g.mu.Unlock()
+	}
 	return nil
 }
 
@@ -111,16 +123,16 @@ func (g *Group) Len() int {
 
 // ForceOpen forces key's breaker open (see [Breaker.ForceOpen]), making it
 // if needed, even past [WithMaxKeys]: it is kept until [Group.Reset].
-func (g *Group) ForceOpen(key string) { g.setMode(key, modeForced, StateForcedOpen) }
+func (g *Group) ForceOpen(key string) { g.setMode(key, modeForced, StateForcedOpen, "") }
 
 // Disable disables key's breaker (see [Breaker.Disable]), making it if
 // needed, even past [WithMaxKeys]: it is kept until [Group.Reset].
-func (g *Group) Disable(key string) { g.setMode(key, modeDisabled, StateDisabled) }
+func (g *Group) Disable(key string) { g.setMode(key, modeDisabled, StateDisabled, "") }
 
-func (g *Group) setMode(key string, mode int32, to State) {
+func (g *Group) setMode(key string, mode int32, to State, reason string) {
 	g.mu.Lock()
 	b := g.addLocked(key, true)
-	b.setMode(mode, to) // under g.mu, so the clock cannot evict it meanwhile
+	b.setMode(mode, to, reason) // under g.mu, so the clock cannot evict it meanwhile
 	g.mu.Unlock()
 	b.notify()
 }
@@ -176,6 +188,9 @@ func (g *Group) addLocked(key string, force bool) *Breaker {
 	}
 	if len(g.ring) < g.c.o.maxKeys || force {
 		b := newBreaker(g.c, key)
+		if s := g.c.o.shared; s != nil && !g.closed {
+			b.shared = s.link(g.c.name+":"+key, b)
+		}
 		g.ring = append(g.ring, b)
 		g.members[key] = b
 		return b
@@ -202,6 +217,7 @@ func (g *Group) victimLocked() (int, bool) {
 		i := g.hand
 		g.hand = (g.hand + 1) % n
 		b := g.ring[i]
+		b.tick(now) // a pause or fleet hold that ended unnoticed
 		ok, until := b.evictable(now)
 		if !ok {
 			soonest = min(soonest, until)
@@ -229,7 +245,12 @@ func (b *Breaker) evictable(now time.Duration) (bool, time.Duration) {
 		return true, 0
 	case StateOpen:
 		until := time.Duration(b.m.Load().openUntil.Load())
+		if su := b.sharedUntil.Load(); su != 0 {
+			until = max(until, time.Duration(su))
+		}
 		return until <= now, until
+	case StatePaused:
+		return false, time.Duration(b.pauseUntil.Load())
 	}
 	return false, math.MaxInt64
 }
@@ -244,6 +265,9 @@ func (b *Breaker) evict(now time.Duration) bool {
 	}
 	b.dead = true
 	b.c.tel.members[s].Add(-1)
+	if b.shared != nil {
+		b.shared.unlink()
+	}
 	return true
 }
 

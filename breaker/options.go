@@ -43,6 +43,10 @@ const (
 	DefaultBreakDuration = 30 * time.Second
 	DefaultProbes        = 1
 	DefaultMaxKeys       = 1000
+
+	// MaxBuckets is the most buckets [WithWindow] accepts: every breaker
+	// (every member of a Group) keeps them all.
+	MaxBuckets = 1000
 )
 
 // Option configures a [Breaker] or a [Group]. Nil options are ignored; when
@@ -60,6 +64,7 @@ type options struct {
 	window        time.Duration
 	buckets       int
 	slow          time.Duration
+	slowRatio     float64
 	breakDuration time.Duration
 	probes        uint32
 	isFailure     func(error) bool
@@ -67,6 +72,14 @@ type options struct {
 	mp            metric.MeterProvider
 	keyFn         func(context.Context) string
 	maxKeys       int
+	pauseOnHint   bool
+	shared        SharedState
+	refresh       time.Duration  // RedisState
+	storeTimeout  time.Duration  // RedisState
+	redisPrefix   string         // RedisState
+	instanceID    string         // RedisState
+	k             float64        // Adaptive
+	rand          func() float64 // Adaptive
 }
 
 func defaultOptions() options {
@@ -80,6 +93,9 @@ func defaultOptions() options {
 		isFailure:     defaultIsFailure,
 		keyFn:         bulwark.KeyFrom,
 		maxKeys:       DefaultMaxKeys,
+		refresh:       DefaultRefreshInterval,
+		storeTimeout:  DefaultStoreTimeout,
+		redisPrefix:   DefaultRedisPrefix,
 	}
 }
 
@@ -89,6 +105,9 @@ func buildOptions(opts []Option) options {
 		if opt != nil {
 			opt.apply(&o)
 		}
+	}
+	if o.slowRatio > 0 && o.slow <= 0 {
+		panic("breaker: WithSlowCallRatio needs WithSlowCall(threshold) to say which calls are slow")
 	}
 	return o
 }
@@ -118,7 +137,7 @@ func WithFailureRatio(ratio float64) Option {
 // Default: 20.
 func WithMinCalls(n int) Option {
 	if n < 1 || n > math.MaxUint32 {
-		panic("breaker: WithMinCalls: n must be ≥ 1, got " + strconv.Itoa(n))
+		panic("breaker: WithMinCalls: n must be in [1, 4294967295], got " + strconv.Itoa(n))
 	}
 	return optionFunc(func(o *options) { o.minCalls = uint32(n) })
 }
@@ -129,7 +148,7 @@ func WithMinCalls(n int) Option {
 // Default: 0 (off).
 func WithConsecutiveFailures(n int) Option {
 	if n < 0 || n > math.MaxUint32 {
-		panic("breaker: WithConsecutiveFailures: n must be ≥ 0, got " + strconv.Itoa(n))
+		panic("breaker: WithConsecutiveFailures: n must be in [0, 4294967295], got " + strconv.Itoa(n))
 	}
 	return optionFunc(func(o *options) { o.consecutive = uint32(n) })
 }
@@ -138,19 +157,23 @@ func WithConsecutiveFailures(n int) Option {
 // its length and the number of buckets it is kept in (gobreaker's Interval
 // and BucketPeriod). Outcomes age out one bucket at a time; one bucket is a
 // fixed window cleared every d. The length is rounded up to a multiple of
-// d/buckets. It panics if d ≤ 0, buckets < 1 or d/buckets is zero.
+// d/buckets (down when that would pass math.MaxInt64, which is a valid
+// "never age out" window). It panics if d ≤ 0, buckets < 1,
+// buckets > [MaxBuckets] or d/buckets is zero.
 //
 // Default: 60 s in 10 buckets.
 func WithWindow(d time.Duration, buckets int) Option {
-	if d <= 0 || buckets < 1 || d/time.Duration(buckets) <= 0 {
-		panic("breaker: WithWindow: need d > 0 and 1 ≤ buckets ≤ d in ns, got " + d.String() + ", " + strconv.Itoa(buckets))
+	if d <= 0 || buckets < 1 || buckets > MaxBuckets || d/time.Duration(buckets) <= 0 {
+		panic("breaker: WithWindow: need d > 0 and 1 ≤ buckets ≤ min(1000, d in ns), got " + d.String() + ", " + strconv.Itoa(buckets))
 	}
 	return optionFunc(func(o *options) { o.window, o.buckets = d, buckets })
 }
 
 // WithSlowCall counts a call that succeeded but took longer than threshold
-// as a failure. It costs two clock reads per call. It panics if
-// threshold ≤ 0.
+// as a failure; with [WithSlowCallRatio], it says which calls are slow
+// instead. It costs two clock reads per call. A downstream's 429
+// (bulwark.ErrRemoteRejected) is not counted however long it took. It
+// panics if threshold ≤ 0; math.MaxInt64 is valid (no call is slow).
 //
 // Default: off (slow calls are not failures).
 func WithSlowCall(threshold time.Duration) Option {
@@ -161,7 +184,8 @@ func WithSlowCall(threshold time.Duration) Option {
 }
 
 // WithBreakDuration is how long the breaker stays open before it lets
-// probes through. It panics if d ≤ 0.
+// probes through. It panics if d ≤ 0; math.MaxInt64 is valid (open until
+// [Breaker.Reset], and a [Group] keeps such a breaker).
 //
 // Default: 30 s.
 func WithBreakDuration(d time.Duration) Option {
@@ -171,6 +195,47 @@ func WithBreakDuration(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.breakDuration = d })
 }
 
+// WithPauseOnHint obeys a downstream's quota signal for every caller: when
+// a call fails with bulwark.ErrRemoteRejected or bulwark.ErrRemoteUnavailable
+// carrying a retry hint (bulwark.RetryAfter: what the transports decode
+// from 429 / 503 + Retry-After and from gRPC pushback), the breaker pauses
+// until exactly the advised time — every call refused locally with
+// [ErrPaused], without calling, with what is left of the pause as its
+// hint — and then lets calls through again, without probes (the upstream
+// said when). A later hint that ends later extends the pause; one that
+// ends sooner does not shorten it. The calls a pause refuses are not
+// counted and a pause never trips the breaker by itself; the answer that
+// started it counts as usual (a 503 is a failure, a 429 is not), so a
+// dying backend that answers 503 + Retry-After still trips it. A pause is
+// the state [StatePaused] (gauge 3); a forced-open or disabled breaker
+// ignores hints, and [Breaker.Reset] ends a pause. With [WithSharedState]
+// a pause reaches the fleet. A hint as long as math.MaxInt64 pauses until
+// reset: cap hints at the transport if the downstream is not trusted.
+//
+// Default: off (hints are for the caller's retries only).
+func WithPauseOnHint() Option {
+	return optionFunc(func(o *options) { o.pauseOnHint = true })
+}
+
+// WithSlowCallRatio counts slow calls (those that took longer than the
+// [WithSlowCall] threshold, which it requires) apart from failures, as
+// resilience4j's slowCallRateThreshold does: a slow call counts as slow and
+// as the success or failure it was, and the breaker trips when
+// slow / counted calls in the window reaches ratio (inclusive), once the
+// window holds at least [WithMinCalls] counted calls. In half-open, a slow
+// probe reopens the breaker like a failed one. Without it, WithSlowCall
+// alone counts a slow success as a failure. [Counts].Slow shows the slow
+// calls in the window. It panics unless 0 < ratio ≤ 1, and New and
+// NewGroup panic when WithSlowCall is missing.
+//
+// Default: off.
+func WithSlowCallRatio(ratio float64) Option {
+	if !(ratio > 0 && ratio <= 1) {
+		panic("breaker: WithSlowCallRatio: ratio must be in (0, 1], got " + strconv.FormatFloat(ratio, 'g', -1, 64))
+	}
+	return optionFunc(func(o *options) { o.slowRatio = ratio })
+}
+
 // WithProbes is the number of calls admitted in half-open (others are
 // refused with [ErrTooManyProbes] while they run); that many successes in a
 // row close the breaker, one failure reopens it. It panics if n < 1.
@@ -178,7 +243,7 @@ func WithBreakDuration(d time.Duration) Option {
 // Default: 1.
 func WithProbes(n int) Option {
 	if n < 1 || n > math.MaxUint32 {
-		panic("breaker: WithProbes: n must be ≥ 1, got " + strconv.Itoa(n))
+		panic("breaker: WithProbes: n must be in [1, 4294967295], got " + strconv.Itoa(n))
 	}
 	return optionFunc(func(o *options) { o.probes = uint32(n) })
 }

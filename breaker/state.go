@@ -23,15 +23,19 @@ const (
 	// StateDisabled admits every call and records metrics but never trips
 	// (resilience4j's METRICS_ONLY), until [Breaker.Reset].
 	StateDisabled
+	// StatePaused refuses every call with [ErrPaused], without counting,
+	// until the time a downstream advised ([WithPauseOnHint]); then the
+	// breaker goes back to the state beneath.
+	StatePaused
 
-	numStates = 5
+	numStates = 6
 )
 
-var stateNames = [numStates]string{"closed", "half_open", "open", "forced_open", "disabled"}
+var stateNames = [numStates]string{"closed", "half_open", "open", "forced_open", "disabled", "paused"}
 
 // String returns the state's name as the bulwark.from_state and
 // bulwark.to_state attributes carry it: closed, half_open, open,
-// forced_open, disabled.
+// forced_open, disabled, paused.
 func (s State) String() string {
 	if s < 0 || int(s) >= numStates {
 		return "unknown"
@@ -39,15 +43,29 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
+// label is the state's name on the admin page (Snapshot and Event):
+// closed, half-open, open, forced-open, disabled.
+func (s State) label() string {
+	switch s {
+	case StateHalfOpen:
+		return "half-open"
+	case StateForcedOpen:
+		return "forced-open"
+	}
+	return s.String()
+}
+
 // gauge is the value of bulwark.breaker.state: 0 closed, 1 half-open,
-// 2 open. Forced-open reports 2 (it refuses like open) and disabled reports
-// 0 (it admits like closed).
+// 2 open, 3 paused. Forced-open reports 2 (it refuses like open) and
+// disabled reports 0 (it admits like closed).
 func (s State) gauge() int64 {
 	switch s {
 	case StateHalfOpen:
 		return 1
 	case StateOpen, StateForcedOpen:
 		return 2
+	case StatePaused:
+		return 3
 	default:
 		return 0
 	}
@@ -76,6 +94,9 @@ type Counts struct {
 	Successes, Failures, Excluded uint32
 	// ConsecutiveSuccesses and ConsecutiveFailures are the current runs.
 	ConsecutiveSuccesses, ConsecutiveFailures uint32
+	// Slow is the number of slow calls in the window, successes and
+	// failures alike; kept only with [WithSlowCallRatio] (else 0).
+	Slow uint32
 }
 
 func countsFrom(c gobreaker.Counts) Counts {

@@ -1,6 +1,7 @@
 package bulwarkhttp
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,11 +9,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +61,8 @@ func (f adminOptionFunc) applyAdmin(o *adminOptions) { f(o) }
 // WithAdminToken sets the bearer token that mutations (POST) must carry in
 // an Authorization: Bearer header. Without a token every mutation is
 // refused with 403 and the page says that mutations are disabled.
+// Surrounding blanks are trimmed (a header cannot carry them; a token read
+// from a file keeps its newline), so a blank token is no token.
 // Default: none (read-only).
 func WithAdminToken(token string) AdminOption {
 	return adminOptionFunc(func(o *adminOptions) { o.token = token })
@@ -101,16 +107,21 @@ func WithAdminTitle(title string) AdminOption {
 // Requests, relative to wherever the handler is mounted (the path is not
 // routed on):
 //
-//   - GET or HEAD with Accept: application/json (or ?format=json): the
-//     state as JSON, {"time", "mutations", "policies": [bulwark.Snapshot…]},
-//     each snapshot with its actions. Field names are those of
-//     [bulwark.Snapshot] and are stable.
+//   - GET or HEAD with an Accept header that ranks application/json above
+//     text/html (or ?format=json): the state as JSON, {"time",
+//     "mutations", "policies": [bulwark.Snapshot…]}, each snapshot named
+//     by the name it is registered under (the name a POST uses) and with
+//     its actions. Field names are those of [bulwark.Snapshot] and are
+//     stable. A value whose Snapshot or Actions panics is shown as a row
+//     with health "fail" and the panic as its reason, and logged; the rest
+//     of the page is unaffected. Snapshot is called on the request's
+//     goroutine: one that blocks holds the page.
 //   - GET or HEAD otherwise: an HTML page that polls the JSON every 1.5 s
 //     and renders one form per action. Plain HTML, CSS and a little
 //     JavaScript, no external resource.
 //   - POST with Authorization: Bearer <token> and a JSON body
 //     {"policy": name, "action": action, "args": {param: value}, "reason":
-//     text}: runs the action through [bulwark.Controller.Control] and answers
+//     text} (one object, nothing after it): runs the action through [bulwark.Controller.Control] and answers
 //     the policy's new snapshot. Every POST is checked for the token before
 //     anything else: 403 when no token is configured, 401 with
 //     WWW-Authenticate: Bearer when it is missing or wrong (compared in
@@ -134,6 +145,9 @@ func Admin(reg *bulwark.Registry, opts ...AdminOption) http.Handler {
 			opt.applyAdmin(&o)
 		}
 	}
+	// A header cannot carry surrounding blanks: a token read from a file
+	// with its newline would otherwise never match.
+	o.token, o.readToken = strings.TrimSpace(o.token), strings.TrimSpace(o.readToken)
 	return &adminHandler{reg: reg, o: o}
 }
 
@@ -167,6 +181,7 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		h.post(w, r)
 	case http.MethodGet, http.MethodHead:
+		w.Header().Add("Vary", "Accept")
 		if h.o.readToken != "" && !h.bearerIs(r, h.o.readToken) && !(h.o.token != "" && h.bearerIs(r, h.o.token)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark admin"`)
 			writeProblem(w, r, http.StatusUnauthorized, "this page needs a bearer token")
@@ -210,32 +225,69 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
+// wantsJSON reports whether r asks for the JSON state: ?format=json, or
+// an Accept header that ranks JSON (application/json, *+json,
+// application/*) above HTML (text/html, application/xhtml+xml, text/*,
+// */*), by their q-values; a tie goes to JSON, q=0 excludes.
 func wantsJSON(r *http.Request) bool {
 	if r.URL.Query().Get("format") == "json" {
 		return true
 	}
+	jsonQ, htmlQ := -1.0, -1.0
 	for _, part := range strings.Split(strings.Join(r.Header.Values("Accept"), ","), ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-			return true
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
+				continue
+			}
+			q = f
+		}
+		switch {
+		case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+			jsonQ = max(jsonQ, q)
+		case mt == "text/html" || mt == "application/xhtml+xml" || mt == "text/*" || mt == "*/*":
+			htmlQ = max(htmlQ, q)
+		case mt == "application/*":
+			jsonQ = max(jsonQ, q)
 		}
 	}
-	return false
+	return jsonQ > 0 && jsonQ >= htmlQ
 }
 
+// state is the page's state: every registered Snapshotter under its
+// registered name (the name a POST names it by), with its own actions.
 func (h *adminHandler) state() adminState {
-	snaps := h.reg.Snapshots()
-	if snaps == nil {
-		snaps = []bulwark.Snapshot{}
-	}
-	for i := range snaps {
-		if v, ok := h.reg.Lookup(snaps[i].Name); ok {
-			if c, ok := v.(bulwark.Controller); ok && snaps[i].Actions == nil {
-				snaps[i].Actions = c.Actions()
-			}
+	snaps := []bulwark.Snapshot{}
+	for name, v := range h.reg.All() {
+		if s, ok := v.(bulwark.Snapshotter); ok {
+			snaps = append(snaps, h.snapshot(name, v, s))
 		}
 	}
 	return adminState{Time: h.o.now().UTC(), Mutations: h.o.token != "", Policies: snaps}
+}
+
+// snapshot is v's snapshot named name, with v's actions when it is a
+// Controller. A Snapshot or Actions method that panics gives a failed row
+// saying so (and a log line) instead of taking the whole page down: one
+// broken value must not hide every other in an incident.
+func (h *adminHandler) snapshot(name string, v any, s bulwark.Snapshotter) (snap bulwark.Snapshot) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.o.logger.Error("bulwark admin: a registered value panicked", slog.String("policy", name), slog.Any("panic", r))
+			snap = bulwark.Snapshot{Name: name, State: "error", Health: "fail", Reason: fmt.Sprintf("Snapshot or Actions panicked: %v", r)}
+		}
+	}()
+	snap = s.Snapshot()
+	snap.Name = name
+	if c, ok := v.(bulwark.Controller); ok && snap.Actions == nil {
+		snap.Actions = c.Actions()
+	}
+	return snap
 }
 
 func (h *adminHandler) getJSON(w http.ResponseWriter, r *http.Request) {
@@ -277,7 +329,7 @@ func (h *adminHandler) getPage(w http.ResponseWriter, r *http.Request) {
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; script-src 'nonce-"+nonce+"'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("Content-Security-Policy", "default-src 'none'; connect-src 'self'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "no-referrer")
 	if r.Method == http.MethodHead {
@@ -320,10 +372,16 @@ func (h *adminHandler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req adminRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeProblem(w, r, http.StatusBadRequest, "malformed JSON body: "+err.Error())
+		return
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		// A second document (or junk) after the first: one request,
+		// one action.
+		writeProblem(w, r, http.StatusBadRequest, "malformed JSON body: data after the object")
 		return
 	}
 	if req.Policy == "" || req.Action == "" {
@@ -361,12 +419,7 @@ func (h *adminHandler) post(w http.ResponseWriter, r *http.Request) {
 		slog.String("remote", r.RemoteAddr))
 	var snap any = struct{}{}
 	if s, ok := v.(bulwark.Snapshotter); ok {
-		ss := s.Snapshot()
-		if ss.Name == "" {
-			ss.Name = req.Policy
-		}
-		ss.Actions = c.Actions()
-		snap = ss
+		snap = h.snapshot(req.Policy, v, s)
 	}
 	writeJSON(w, r, http.StatusOK, snap)
 }

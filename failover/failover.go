@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"sync"
@@ -41,7 +42,7 @@ type Set struct {
 	switches *telemetry.Counters // by reason
 	reg      *telemetry.Registration
 
-	mu     sync.Mutex // guards source, reason, changed
+	mu     sync.Mutex // guards source, reason, change; and closed's setting against probes.Add
 	source string
 	reason string
 	change time.Time
@@ -148,13 +149,24 @@ func (s *Set) Do(ctx context.Context, fn func(context.Context) error) error {
 	var lastErr error
 	for {
 		i, err := s.run(ctx, tried, fn)
-		if i < 0 { // nothing ran: every candidate refused
-			if lastErr != nil {
+		if i < 0 { // nothing ran: every candidate refused, or ctx ended
+			if lastErr != nil && ctx.Err() == nil {
 				return lastErr
 			}
 			return err
 		}
-		if err == nil || !s.o.retryOnNext || !worthAnother(ctx, err) {
+		if err == nil || !s.o.retryOnNext {
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			// Cut short by the caller between attempts: its error, as
+			// package retry returns it.
+			if errors.Is(err, cerr) {
+				return err
+			}
+			return cerr
+		}
+		if !worthAnother(err) {
 			return err
 		}
 		tried |= 1 << i
@@ -169,9 +181,9 @@ func (s *Set) Do(ctx context.Context, fn func(context.Context) error) error {
 // endpoint: what package retry retries by default — an unreachable or
 // unavailable downstream (bulwark.ErrRemoteUnavailable), our own
 // per-attempt timeout, or an error that says Retryable() == true — and
-// never one that says Retryable() == false, nor once the caller is gone.
-func worthAnother(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || bulwark.IsRefusal(err) || errors.Is(err, bulwark.ErrRemoteRejected) {
+// never one that says Retryable() == false.
+func worthAnother(err error) bool {
+	if bulwark.IsRefusal(err) || errors.Is(err, bulwark.ErrRemoteRejected) {
 		return false
 	}
 	if r, ok := bulwark.Retryable(err); ok {
@@ -188,9 +200,15 @@ func (s *Set) run(ctx context.Context, tried uint64, fn func(context.Context) er
 		if tried&(1<<p) != 0 {
 			return -1, s.noEndpoint(0, false)
 		}
-		ran, err := s.try(ctx, p, fn)
+		ran, err := s.try(ctx, p, tried != 0, fn)
 		if !ran {
-			return -1, err
+			if ctx.Err() != nil {
+				return -1, err
+			}
+			// The one candidate is out: refused as when every
+			// endpoint is, with its breaker's hint.
+			d, ok := bulwark.RetryAfter(err)
+			return -1, s.noEndpoint(d, ok)
 		}
 		return p, err
 	}
@@ -217,7 +235,7 @@ func (s *Set) run(ctx context.Context, tried uint64, fn func(context.Context) er
 			if deferred != (pass == 1) {
 				continue
 			}
-			ran, err := s.try(ctx, i, fn)
+			ran, err := s.try(ctx, i, tried != 0, fn)
 			if ran {
 				return i, err
 			}
@@ -240,6 +258,7 @@ func (s *Set) run(ctx context.Context, tried uint64, fn func(context.Context) er
 // endpoints no turn reached are tried last.
 func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.Context) error) (int, error) {
 	n := len(s.eps)
+	retry := tried != 0 // this call already ran on an endpoint
 	var hint time.Duration
 	var hinted bool
 	refused := func(err error) {
@@ -252,7 +271,7 @@ func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.C
 		if tried&(1<<i) != 0 {
 			continue
 		}
-		ran, err := s.try(ctx, i, fn)
+		ran, err := s.try(ctx, i, retry, fn)
 		if ran {
 			return i, err
 		}
@@ -266,7 +285,7 @@ func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.C
 		if tried&(1<<i) != 0 {
 			continue
 		}
-		ran, err := s.try(ctx, i, fn)
+		ran, err := s.try(ctx, i, retry, fn)
 		if ran {
 			return i, err
 		}
@@ -280,20 +299,22 @@ func (s *Set) runRoundRobin(ctx context.Context, tried uint64, fn func(context.C
 
 // try runs fn on endpoint i under its breaker; ran is false when the
 // breaker refused.
-func (s *Set) try(ctx context.Context, i int, fn func(context.Context) error) (ran bool, err error) {
+func (s *Set) try(ctx context.Context, i int, retry bool, fn func(context.Context) error) (ran bool, err error) {
 	ep := s.eps[i]
 	err = ep.b.Do(ctx, func(ctx context.Context) error {
 		ran = true
-		s.chose(i)
+		s.chose(i, retry)
 		return fn(bulwark.WithEndpoint(ctx, ep.addr))
 	})
 	if !ran {
-		if errors.Is(err, breaker.ErrOpen) {
+		// Not a breaker an operator forced open: a probe could not
+		// bring it back, and it would hit an endpoint under maintenance.
+		if errors.Is(err, breaker.ErrOpen) && ep.b.State() == breaker.StateOpen {
 			s.maybeProbe(ep)
 		}
 		return false, err
 	}
-	if err == nil && s.o.mode == PriorityOrder && i < int(s.active.Load()) && ep.b.State() == breaker.StateClosed {
+	if err == nil && s.o.mode == PriorityOrder && s.pinned.Load() < 0 && i < int(s.active.Load()) && ep.b.State() == breaker.StateClosed {
 		s.switchTo(i, reasonFailback, "automatic", "")
 	}
 	return true, err
@@ -302,15 +323,23 @@ func (s *Set) try(ctx context.Context, i int, fn func(context.Context) error) (r
 // chose records that endpoint i takes this call. Moving down the list is a
 // switch because of a breaker; moving up waits for a success on a closed
 // breaker (see try), so a half-open probe does not count as fail-back.
-func (s *Set) chose(i int) {
+func (s *Set) chose(i int, retry bool) {
 	old := int(s.active.Load())
 	switch {
 	case i == old:
 	case s.o.mode == RoundRobin:
 		s.active.Store(int32(i))
 	case s.pinned.Load() >= 0:
-		s.active.Store(int32(i))
+		// A call that chose before a pin: the pinned endpoint stays
+		// the active one.
 	case i > old:
+		if retry && !out(s.eps[old].b.State()) {
+			// A retry on the next endpoint after one failure of an
+			// endpoint still in rotation: no cut-over (no dwell, no
+			// switch counted). Once its breaker opens, the next call
+			// that moves down is one.
+			return
+		}
 		s.switchTo(i, reasonBreaker, "automatic", "")
 	}
 }
@@ -324,7 +353,7 @@ func (s *Set) switchTo(i, reason int, source, why string) {
 	s.switches.Add(reason, 1)
 	now := time.Now()
 	if i > int(old) && s.o.minDwell > 0 {
-		s.dwellUntil.Store(now.Add(s.o.minDwell).UnixNano())
+		s.dwellUntil.Store(addSat(now.UnixNano(), s.o.minDwell))
 	}
 	if why == "" {
 		switch reason {
@@ -335,6 +364,15 @@ func (s *Set) switchTo(i, reason int, source, why string) {
 		}
 	}
 	s.record(now, strconv.Itoa(int(old)), strconv.Itoa(i), source, why)
+}
+
+// addSat is t + d in unix nanoseconds, saturating at math.MaxInt64 (a
+// dwell of math.MaxInt64 would otherwise wrap into the past).
+func addSat(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
 }
 
 func (s *Set) record(now time.Time, from, to, source, why string) {
@@ -355,7 +393,12 @@ func (s *Set) maybeProbe(ep *endpoint) {
 	if last != 0 && now-last < int64(s.o.probeInterval) {
 		return
 	}
-	if !ep.probing.CompareAndSwap(false, true) {
+	// The check of closed and probes.Add happen under mu, as Close's
+	// setting of closed does: no probe starts once Close has begun
+	// waiting (a WaitGroup must not grow from zero during Wait).
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() || !ep.probing.CompareAndSwap(false, true) {
 		return
 	}
 	ep.lastProbe.Store(now)
@@ -382,8 +425,10 @@ func (s *Set) probeOnce(ep *endpoint) {
 }
 
 // Pin sends every call to endpoint, whatever the other breakers say, until
-// [Set.Unpin]; the endpoint's own breaker still refuses while it is open.
-// It returns an error for an endpoint not in the Set.
+// [Set.Unpin]; the endpoint's own breaker still refuses while it is open,
+// and the Set then refuses with [ErrNoEndpoint] (with the breaker's retry
+// hint), as when every endpoint is out. It returns an error for an
+// endpoint not in the Set.
 func (s *Set) Pin(endpoint string) error { return s.pin(endpoint, "pinned") }
 
 func (s *Set) pin(endpoint, why string) error {
@@ -468,9 +513,11 @@ func out(st breaker.State) bool { return st == breaker.StateOpen || st == breake
 
 // Close stops the Set's probes (cancelling and waiting for any running) and
 // its metrics callbacks, and those of its breakers. Calls after Close still
-// work, without probes.
+// work, without probes. Close may be called more than once.
 func (s *Set) Close() error {
+	s.mu.Lock()
 	s.closed.Store(true)
+	s.mu.Unlock()
 	s.probeCancel()
 	s.probes.Wait()
 	s.reg.Unregister()

@@ -79,14 +79,16 @@ func WithMinDwell(d time.Duration) Option {
 
 // WithRetryOnNext runs a call again on the next healthy endpoint when its
 // attempt failed (an error the breakers count), once per endpoint, unless
-// the error says it must not be replayed ([bulwark.Retryable] false) or
-// the caller's context ended. Default: off (one attempt per call; compose
-// with package retry for more).
+// the error says it must not be replayed ([bulwark.Retryable] false). When
+// the caller's context ends after a failed attempt, Do returns the
+// context's error (as package retry does), not the attempt's. Default: off
+// (one attempt per call; compose with package retry for more).
 func WithRetryOnNext() Option {
 	return optionFunc(func(o *options) { o.retryOnNext = true })
 }
 
-// WithProbe checks an endpoint whose breaker is open off the request path:
+// WithProbe checks an endpoint whose breaker is open (not forced open by an
+// operator) off the request path:
 // when a call finds it open and interval has passed since its last probe,
 // probe runs on a goroutine of the Set's (at most one per endpoint),
 // bounded by interval; a nil error resets the breaker to closed at once.

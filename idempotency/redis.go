@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwark-go/bulwark/internal/redisopt"
 )
 
 // RedisStore is a [Store] on Redis, shared by every instance of a fleet.
@@ -77,24 +79,12 @@ func NewRedisStore(c redis.UniversalClient, opts ...StoreOption) *RedisStore {
 	if c == nil {
 		panic("idempotency: NewRedisStore: nil client")
 	}
-	if enabled, known := contextTimeoutEnabled(c); known && !enabled {
+	if enabled, known := redisopt.ContextTimeoutEnabled(c); known && !enabled {
 		panic("idempotency: NewRedisStore: the client's options must set ContextTimeoutEnabled: true " +
 			"(without it go-redis does not honour the store timeout)")
 	}
 	o := newStoreOptions(opts)
 	return &RedisStore{c: c, prefix: o.prefix}
-}
-
-func contextTimeoutEnabled(c redis.UniversalClient) (enabled, known bool) {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled, true
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled, true
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled, true
-	}
-	return false, false
 }
 
 func (s *RedisStore) key(key string) string {

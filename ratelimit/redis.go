@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwark-go/bulwark/internal/redisopt"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
 
@@ -124,7 +126,7 @@ func newRedisCore(what, name string, client redis.UniversalClient, limit rate.Li
 	if client == nil {
 		panic("ratelimit: " + what + ": nil Redis client")
 	}
-	if ok, known := contextTimeoutEnabled(client); known && !ok {
+	if ok, known := redisopt.ContextTimeoutEnabled(client); known && !ok {
 		panic("ratelimit: " + what + ": the Redis client must be built with ContextTimeoutEnabled: true " +
 			"(redis.Options.ContextTimeoutEnabled), or go-redis ignores the per-decision timeout on reads")
 	}
@@ -156,20 +158,6 @@ func newRedisCore(what, name string, client redis.UniversalClient, limit rate.Li
 	}
 	registerRedis(r, o.mp)
 	return r
-}
-
-// contextTimeoutEnabled reports the client's ContextTimeoutEnabled, when
-// its type is one of go-redis's.
-func contextTimeoutEnabled(c redis.UniversalClient) (ok, known bool) {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled, true
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled, true
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled, true
-	}
-	return false, false
 }
 
 func registerRedis(r *redisCore, mp metric.MeterProvider) {

@@ -250,6 +250,28 @@ func (r *Report) Targets() []Target {
 		out = append(out, Target{"HTTP middleware: added ns/op vs failsafehttp's added", "≤ 0.2×",
 			fmt.Sprintf("%.2f× (%s vs %s ns added; %.0f allocs added)", added, ns(bw-bare), ns(fs-bare), wa-ba), added <= 0.2})
 	}
+	var over []string
+	worst := 0.0
+	for _, impl := range r.impls("Refusal") {
+		if !strings.HasPrefix(impl, "bulwark") {
+			continue
+		}
+		v, ok := r.Center("Refusal", impl, "sec/op", false)
+		if !ok {
+			continue
+		}
+		worst = max(worst, v)
+		if v > 100e-9 {
+			over = append(over, fmt.Sprintf("%s %s ns", impl, ns(v)))
+		}
+	}
+	if worst > 0 {
+		got := fmt.Sprintf("slowest %s ns", ns(worst))
+		if len(over) > 0 {
+			got += "; over: " + strings.Join(over, ", ")
+		}
+		out = append(out, Target{"refusals, each bulwark policy, 1 goroutine", "≤ 100 ns", got, len(over) == 0})
+	}
 	return out
 }
 

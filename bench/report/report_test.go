@@ -23,6 +23,9 @@ BenchmarkStack/failsafe.Run-2          	  100000	      2900 ns/op	     800 B/op	
 BenchmarkStack/failsafe.Run/parallel-2 	  100000	      1200 ns/op	     800 B/op	      21 allocs/op
 BenchmarkBreaker/gobreaker.Execute/window-2	  100000	  200 ns/op	       0 B/op	       0 allocs/op
 BenchmarkBreaker/bulwark.Do-2          	  100000	       250 ns/op	      48 B/op	       1 allocs/op
+BenchmarkRefusal/bulwark.breaker-2     	  100000	        10 ns/op	       0 B/op	       0 allocs/op
+BenchmarkRefusal/bulwark.ratelimit-2   	  100000	       120 ns/op	       0 B/op	       0 allocs/op
+BenchmarkRefusal/rate.Allow-2          	  100000	       500 ns/op	       0 B/op	       0 allocs/op
 BenchmarkHTTP/bare-2                   	  100000	      1000 ns/op	    1000 B/op	       9 allocs/op
 BenchmarkHTTP/bulwarkhttp.Middleware-2 	  100000	      1100 ns/op	    1100 B/op	      10 allocs/op
 BenchmarkHTTP/failsafehttp.NewHandler-2	  100000	      3000 ns/op	    2300 B/op	      33 allocs/op
@@ -33,8 +36,8 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(r.Groups(), ","); got != "Stack,Breaker,HTTP" {
-		t.Errorf("Groups() = %s, want Stack,Breaker,HTTP", got)
+	if got := strings.Join(r.Groups(), ","); got != "Stack,Breaker,Refusal,HTTP" {
+		t.Errorf("Groups() = %s, want Stack,Breaker,Refusal,HTTP", got)
 	}
 	if v, ok := r.Ratio("Stack", "failsafe.Run", "sec/op", false); !ok || v < 5.9 || v > 6.1 {
 		t.Errorf("Ratio(failsafe.Run) = %v, %v, want 6 (3000 / 502.5 medians)", v, ok)
@@ -59,11 +62,14 @@ func TestReport(t *testing.T) {
 		}
 	}
 	ts := r.Targets()
-	if len(ts) != 3 {
-		t.Fatalf("Targets() = %d targets, want 3: %+v", len(ts), ts)
+	if len(ts) != 4 {
+		t.Fatalf("Targets() = %d targets, want 4: %+v", len(ts), ts)
 	}
-	if !ts[0].Met || ts[1].Met || !ts[2].Met {
-		t.Errorf("Targets() met = %v %v %v, want true (0.17×) false (0.25×) true (0.05× added)", ts[0].Met, ts[1].Met, ts[2].Met)
+	if !ts[0].Met || ts[1].Met || !ts[2].Met || ts[3].Met {
+		t.Errorf("Targets() met = %v %v %v %v, want true (0.17×) false (0.25×) true (0.05× added) false (ratelimit 120 ns)", ts[0].Met, ts[1].Met, ts[2].Met, ts[3].Met)
+	}
+	if !strings.Contains(ts[3].Got, "bulwark.ratelimit 120 ns") || strings.Contains(ts[3].Got, "rate.Allow") {
+		t.Errorf("refusal target = %q, want only bulwark's slow refusal named", ts[3].Got)
 	}
 	if r.Config["cpu"] != "Test CPU" {
 		t.Errorf("Config[cpu] = %q, want Test CPU", r.Config["cpu"])

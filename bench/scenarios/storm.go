@@ -11,6 +11,7 @@ import (
 	fsretry "github.com/failsafe-go/failsafe-go/retrypolicy"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
 	"github.com/bulwark-go/bulwark/retry"
 )
@@ -42,6 +43,12 @@ var stormClients = []stormClient{
 	}},
 	{"bulwark retry + budget", func(base http.RoundTripper) http.RoundTripper {
 		return bulwarkhttp.Transport(bulwarkRetry(retry.WithBudget(retry.NewBudget())), base)
+	}},
+	{"bulwark retry + budget + adaptive throttle", func(base http.RoundTripper) http.RoundTripper {
+		// The SRE client-side throttle inside the retries: once the
+		// provider accepts nothing, calls are refused locally (not
+		// retried: a local refusal is not retried by default).
+		return bulwarkhttp.Transport(bulwark.Chain(bulwarkRetry(retry.WithBudget(retry.NewBudget())), breaker.NewAdaptive("provider")), base)
 	}},
 	{"failsafe-go retry, no budget", func(base http.RoundTripper) http.RoundTripper {
 		return failsafehttp.NewRoundTripper(base, failsafeRetry(nil))
