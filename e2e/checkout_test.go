@@ -604,3 +604,33 @@ func TestCheckoutDegradeConfig(t *testing.T) {
 		t.Fatalf("switch snapshot = %v, want source config, reason resolved", sw)
 	}
 }
+
+func TestCheckoutSharedBreakers(t *testing.T) {
+	t.Parallel()
+	// Two instances on one redis-server share the payment breakers' state:
+	// when A's primary fails and its breaker opens, B stops sending to
+	// its primary too (within a refresh interval), without a failure of
+	// its own, and degrades as A does.
+	addr := redisServer(t)
+	a := startCheckout(t, "-redis", addr, "-payments-fail-rate", "1", "-payments-break", "1m")
+	b := startCheckout(t, "-redis", addr)
+	for i := range 6 {
+		if r := a.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", fmt.Sprintf("sb-%d", i)); r.code != 201 {
+			t.Fatalf("charge on A = %s, want 201 from the standby", r)
+		}
+	}
+	eventually(t, 10*time.Second, "B sees the primary's breaker open", func() bool {
+		r := b.do("GET", "/readyz?verbose", "")
+		return r.code == 200 && strings.Contains(string(r.body), "[!]payments-primary")
+	})
+	_, calls0 := b.stats()
+	if r := b.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", "sb-b"); r.code != 201 {
+		t.Fatalf("charge on B = %s, want 201", r)
+	}
+	if _, calls1 := b.stats(); calls1-calls0 != 1 {
+		t.Fatalf("B's payment_calls rose by %d for one charge, want 1 (straight to the standby)", calls1-calls0)
+	}
+	if r := b.do("GET", "/v1/catalog", ""); r.header.Get("Bulwark-Degraded") != "recommendations" {
+		t.Fatalf("B's catalog = %s, want Bulwark-Degraded: recommendations", r)
+	}
+}

@@ -19,9 +19,10 @@ import (
 // records, the catalog's rate limits and the payment breakers' state.
 // Without -redis its client is nil and everything stays in memory.
 type fleet struct {
-	cfg    config
-	client *redis.Client
-	local  *ratelimit.Limiter // the capacity's fallback while Redis is out
+	cfg     config
+	client  *redis.Client
+	local   *ratelimit.Limiter  // the capacity's fallback while Redis is out
+	breaker *breaker.RedisState // the payment breakers' shared state
 }
 
 // connectFleet connects to the -redis server, if any, and checks that it
@@ -51,13 +52,25 @@ func connectFleet(ctx context.Context, cfg config, log *slog.Logger) (*fleet, er
 }
 
 func (f *fleet) close() {
+	if f.breaker != nil {
+		_ = f.breaker.Close()
+	}
 	if f.client != nil {
 		_ = f.client.Close()
 	}
 }
 
-// breakerOptions are the payment breakers' options for shared state.
-func (f *fleet) breakerOptions() []breaker.Option { return nil }
+// breakerOptions are the payment breakers' options for shared state: the
+// instance whose calls open a breaker ("payments/0", the primary's) opens
+// it for the fleet, so the others stop sending to that endpoint within a
+// refresh interval instead of each paying its own failures to find out.
+func (f *fleet) breakerOptions() []breaker.Option {
+	if f.client == nil {
+		return nil
+	}
+	f.breaker = breaker.NewRedisState(f.client, breaker.WithRedisPrefix("checkout:breaker:"))
+	return []breaker.Option{breaker.WithSharedState(f.breaker)}
+}
 
 // store returns the idempotency store: Redis, shared by the fleet, or a
 // bounded memory store.

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"google.golang.org/grpc"
 
-	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/bulwarkgrpc"
 	"github.com/bulwark-go/bulwark/bulwarkhttp"
 	"github.com/bulwark-go/bulwark/health"
@@ -23,21 +21,14 @@ func newChecker(cfg config, payments *paymentClient) *health.Checker {
 		health.WithDrainDelay(cfg.drainDelay),
 		health.WithDrainTimeout(cfg.drainTimeout))
 	for i, name := range []string{"payments-primary", "payments-standby"} {
-		b := payments.set.Breaker(i)
-		c.Register(name, func(context.Context) error {
-			if b.State() == breaker.StateOpen {
-				return errBreakerOpen
-			}
-			return nil
-		}, health.WithCritical(false), health.WithComponentType("component"),
+		c.Register(name, payments.set.Breaker(i).HealthCheck,
+			health.WithCritical(false), health.WithComponentType("component"),
 			// A state read: cheap enough to run on every probe, so
 			// readiness follows the breaker at once.
 			health.WithMinInterval(0))
 	}
 	return c
 }
-
-var errBreakerOpen = errors.New("breaker open")
 
 // healthRoutes mounts /livez, /readyz and /startupz (and their per-check
 // paths).

@@ -184,10 +184,12 @@ func (c *paymentClient) charge(ctx context.Context, key string, amount int64, cu
 	return out.ID, nil
 }
 
-// breakersOpen reports whether a payment endpoint's breaker is open.
+// breakersOpen reports whether a payment endpoint's breaker refuses every
+// call: open (here, or by another instance through the shared state),
+// forced open or paused.
 func (c *paymentClient) breakersOpen() bool {
 	for i := range 2 { // primary, standby
-		if c.set.Breaker(i).State() == breaker.StateOpen {
+		if c.set.Breaker(i).HealthCheck(context.Background()) != nil {
 			return true
 		}
 	}

@@ -88,6 +88,7 @@ func newService(cfg config, log *slog.Logger, payments *paymentClient, paymentCa
 	s.reg.RegisterAs("catalog", s.capacity)
 	s.reg.RegisterAs("recommendations", s.recs)
 	s.reg.RegisterAs("payments", payments.set)
+	s.reg.Register(payments.set.Breaker(0), payments.set.Breaker(1)) // payments/0, payments/1
 	s.reg.RegisterAs("payments-bulkhead", payments.bulk)
 	s.reg.RegisterAs("payments-retry-budget", payments.budget)
 	s.reg.RegisterAs("payments-drill", payments.drill)
