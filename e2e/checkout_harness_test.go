@@ -297,8 +297,9 @@ func run(t *testing.T, name string, args ...string) (string, int) {
 }
 
 // redisServer is a redis-server on a free loopback port, stopped at the
-// end of the test. (e2e cannot import the main module's internal/redistest.)
-func redisServer(t *testing.T) string {
+// end of the test, or earlier by calling stop. (e2e cannot import the main
+// module's internal/redistest.)
+func redisServer(t *testing.T) (addr string, stop func()) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -323,14 +324,16 @@ func redisServer(t *testing.T) string {
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		if redisUp(addr, done) {
-			t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-			return addr
+			var once sync.Once
+			stop := func() { once.Do(func() { _ = cmd.Process.Kill(); <-done }) }
+			t.Cleanup(stop)
+			return addr, stop
 		}
 		_ = cmd.Process.Kill()
 		<-done
 	}
 	t.Fatal("redis-server did not start")
-	return ""
+	return "", nil
 }
 
 // redisUp waits until the server at addr answers PING, or exited closes.

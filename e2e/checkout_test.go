@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -454,7 +455,7 @@ func TestCheckoutDuplicateCharges(t *testing.T) {
 
 func TestCheckoutSharedRedis(t *testing.T) {
 	t.Parallel()
-	addr := redisServer(t)
+	addr, stopRedis := redisServer(t)
 	a := startCheckout(t, "-redis", addr, "-client-rate", "5")
 	b := startCheckout(t, "-redis", addr, "-client-rate", "5")
 
@@ -490,6 +491,50 @@ func TestCheckoutSharedRedis(t *testing.T) {
 	}
 	if executed, _ := b.stats(); executed != 0 {
 		t.Fatalf("B's charges_executed = %d, want 0 (replayed from A's record)", executed)
+	}
+
+	// Redis goes away: readiness fails (the redis check is critical) while
+	// liveness passes; the catalog still serves (client quotas fail open,
+	// the capacity falls back to a local limiter); charges are refused
+	// with 503 + Retry-After rather than run without the fleet's
+	// idempotency records.
+	stopRedis()
+	eventually(t, 10*time.Second, "readiness fails without Redis", func() bool {
+		r := a.do("GET", "/readyz?verbose", "")
+		return r.code == 503 && strings.Contains(string(r.body), "[-]redis failed")
+	})
+	if r := a.do("GET", "/livez", ""); r.code != 200 {
+		t.Fatalf("/livez without Redis = %s, want 200", r)
+	}
+	if r := a.do("GET", "/v1/catalog", "", "X-Client-Id", "outage"); r.code != 200 {
+		t.Fatalf("catalog without Redis = %s, want 200", r)
+	}
+	r := a.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", "outage-1")
+	isProblem(t, r, 503)
+	if r.header.Get("Retry-After") == "" {
+		t.Fatalf("charge without Redis = %s, want Retry-After", r)
+	}
+	if executed, _ := a.stats(); executed != 1 {
+		t.Fatalf("A's charges_executed = %d, want 1 (nothing ran without the store)", executed)
+	}
+}
+
+func TestCheckoutStartsWithoutRedis(t *testing.T) {
+	t.Parallel()
+	// A Redis that does not answer at start does not stop the instance:
+	// it serves liveness and fails readiness until Redis answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	in := startCheckout(t, "-redis", dead)
+	if r := in.do("GET", "/livez", ""); r.code != 200 {
+		t.Fatalf("/livez = %s, want 200", r)
+	}
+	if r := in.do("GET", "/readyz", ""); r.code != 503 || !strings.Contains(string(r.body), "[-]redis failed") {
+		t.Fatalf("/readyz = %s, want 503 naming redis", r)
 	}
 }
 
@@ -611,7 +656,7 @@ func TestCheckoutSharedBreakers(t *testing.T) {
 	// when A's primary fails and its breaker opens, B stops sending to
 	// its primary too (within a refresh interval), without a failure of
 	// its own, and degrades as A does.
-	addr := redisServer(t)
+	addr, _ := redisServer(t)
 	a := startCheckout(t, "-redis", addr, "-payments-fail-rate", "1", "-payments-break", "1m")
 	b := startCheckout(t, "-redis", addr)
 	for i := range 6 {

@@ -25,13 +25,17 @@ type fleet struct {
 	breaker *breaker.RedisState // the payment breakers' shared state
 }
 
-// connectFleet connects to the -redis server, if any, and checks that it
-// answers.
-func connectFleet(ctx context.Context, cfg config, log *slog.Logger) (*fleet, error) {
+// connectFleet makes the client of the -redis server, if any, and checks
+// whether it answers.
+func connectFleet(ctx context.Context, cfg config, log *slog.Logger) *fleet {
 	f := &fleet{cfg: cfg}
 	if cfg.redisAddr == "" {
-		return f, nil
+		return f
 	}
+	// go-redis logs every failed dial on its own; the redis readiness
+	// check and the stores' metrics already report an outage, so its
+	// lines go to the service's log at debug level.
+	redis.SetLogger(redisLogger{log})
 	f.client = redis.NewClient(&redis.Options{
 		Addr: cfg.redisAddr,
 		// The stores' per-call timeouts hold on socket reads only with
@@ -44,11 +48,14 @@ func connectFleet(ctx context.Context, cfg config, log *slog.Logger) (*fleet, er
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := f.client.Ping(pctx).Err(); err != nil {
-		f.client.Close()
-		return nil, fmt.Errorf("redis %s: %w", cfg.redisAddr, err)
+		// Start anyway: readiness fails (the redis check is critical)
+		// until Redis answers, and every store handles the outage as its
+		// package documents, so the instance heals without a restart.
+		log.Warn("redis is not answering; not ready until it does", "redis", cfg.redisAddr, "err", err)
+	} else {
+		log.Info("connected", "redis", cfg.redisAddr)
 	}
-	log.Info("connected", "redis", cfg.redisAddr)
-	return f, nil
+	return f
 }
 
 func (f *fleet) close() {
@@ -111,4 +118,11 @@ func (f *fleet) register(s *service) {
 	}
 	s.reg.RegisterAs("catalog-local", f.local)
 	s.checker.Register("redis", health.PingCheck(f.client.Ping), health.WithComponentType("datastore"))
+}
+
+// redisLogger routes go-redis's log lines to slog, at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }

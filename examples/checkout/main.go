@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -115,10 +116,18 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		return c, fmt.Errorf("-payments-attempt-timeout %v: want a positive duration", c.attemptTimeout)
 	case c.breakDuration <= 0:
 		return c, fmt.Errorf("-payments-break %v: want a positive duration", c.breakDuration)
+	case c.redisAddr != "" && !isHostPort(c.redisAddr):
+		return c, fmt.Errorf("-redis %q: want host:port", c.redisAddr)
 	case c.degradeInterval <= 0:
 		return c, fmt.Errorf("-degrade-interval %v: want a positive duration", c.degradeInterval)
 	}
 	return c, nil
+}
+
+// isHostPort reports whether s is host:port with a host and a port.
+func isHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && host != "" && port != ""
 }
 
 func main() {

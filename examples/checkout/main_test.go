@@ -90,6 +90,8 @@ func TestCheckoutParseFlags(t *testing.T) {
 		{"no concurrency", []string{"-concurrency", "0"}, "-concurrency"},
 		{"huge concurrency", []string{"-concurrency", "9999999999"}, "-concurrency"},
 		{"negative drain delay", []string{"-drain-delay", "-1ms"}, "-drain-delay"},
+		{"redis without a port", []string{"-redis", "localhost"}, "-redis"},
+		{"redis without a host", []string{"-redis", ":6379"}, "-redis"},
 		{"stray argument", []string{"serve"}, "unexpected"},
 		{"unknown flag", []string{"-nope"}, "nope"},
 	} {

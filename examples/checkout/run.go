@@ -47,10 +47,7 @@ func run(stop context.Context, cfg config, log *slog.Logger) error {
 	log.Info("listening", "server", "payments-primary", "url", primaryURL, "fail_rate", cfg.failRate, "latency", cfg.latency)
 	log.Info("listening", "server", "payments-standby", "url", standbyURL, "latency", cfg.latency)
 
-	fleet, err := connectFleet(stop, cfg, log)
-	if err != nil {
-		return err
-	}
+	fleet := connectFleet(stop, cfg, log)
 	defer fleet.close()
 
 	payments := newPaymentClient(primaryURL, standbyURL, cfg, fleet.breakerOptions()...)
