@@ -297,9 +297,8 @@ func run(t *testing.T, name string, args ...string) (string, int) {
 }
 
 // redisServer is a redis-server on a free loopback port, stopped at the
-// end of the test, or earlier by calling stop. (e2e cannot import the main
-// module's internal/redistest.)
-func redisServer(t *testing.T) (addr string, stop func()) {
+// end of the test. (e2e cannot import the main module's internal/redistest.)
+func redisServer(t *testing.T) *redisProc {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -308,32 +307,59 @@ func redisServer(t *testing.T) (addr string, stop func()) {
 		}
 		t.Skipf("redis-server not on PATH: %v", err)
 	}
+	r := &redisProc{t: t, bin: bin}
+	t.Cleanup(r.stop)
 	for range 5 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr := l.Addr().String()
+		r.addr = l.Addr().String()
 		l.Close()
-		_, port, _ := net.SplitHostPort(addr)
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port,
-			"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		if r.start() {
+			return r
 		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		if redisUp(addr, done) {
-			var once sync.Once
-			stop := func() { once.Do(func() { _ = cmd.Process.Kill(); <-done }) }
-			t.Cleanup(stop)
-			return addr, stop
-		}
-		_ = cmd.Process.Kill()
-		<-done
 	}
 	t.Fatal("redis-server did not start")
-	return "", nil
+	return nil
+}
+
+// redisProc is one redis-server, which a test may stop and start again on
+// its address.
+type redisProc struct {
+	t    *testing.T
+	bin  string
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// start starts the server on r.addr and reports whether it answers.
+func (r *redisProc) start() bool {
+	_, port, _ := net.SplitHostPort(r.addr)
+	cmd := exec.Command(r.bin, "--bind", "127.0.0.1", "--port", port,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.cmd, r.done = cmd, make(chan struct{})
+	done := r.done
+	go func() { _ = cmd.Wait(); close(done) }()
+	if redisUp(r.addr, done) {
+		return true
+	}
+	r.stop()
+	return false
+}
+
+// stop kills the server, if running, and waits for it to exit.
+func (r *redisProc) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	r.cmd = nil
 }
 
 // redisUp waits until the server at addr answers PING, or exited closes.

@@ -455,9 +455,9 @@ func TestCheckoutDuplicateCharges(t *testing.T) {
 
 func TestCheckoutSharedRedis(t *testing.T) {
 	t.Parallel()
-	addr, stopRedis := redisServer(t)
-	a := startCheckout(t, "-redis", addr, "-client-rate", "5")
-	b := startCheckout(t, "-redis", addr, "-client-rate", "5")
+	rs := redisServer(t)
+	a := startCheckout(t, "-redis", rs.addr, "-client-rate", "5")
+	b := startCheckout(t, "-redis", rs.addr, "-client-rate", "5")
 
 	if r := a.do("GET", "/readyz?verbose", ""); r.code != 200 || !strings.Contains(string(r.body), "[+]redis ok") {
 		t.Fatalf("/readyz?verbose = %s, want the redis check passing", r)
@@ -498,7 +498,7 @@ func TestCheckoutSharedRedis(t *testing.T) {
 	// the capacity falls back to a local limiter); charges are refused
 	// with 503 + Retry-After rather than run without the fleet's
 	// idempotency records.
-	stopRedis()
+	rs.stop()
 	eventually(t, 10*time.Second, "readiness fails without Redis", func() bool {
 		r := a.do("GET", "/readyz?verbose", "")
 		return r.code == 503 && strings.Contains(string(r.body), "[-]redis failed")
@@ -516,6 +516,17 @@ func TestCheckoutSharedRedis(t *testing.T) {
 	}
 	if executed, _ := a.stats(); executed != 1 {
 		t.Fatalf("A's charges_executed = %d, want 1 (nothing ran without the store)", executed)
+	}
+
+	// Redis is back (empty): the instance heals without a restart.
+	if !rs.start() {
+		t.Fatal("redis-server did not start again")
+	}
+	eventually(t, 10*time.Second, "readiness passes again", func() bool {
+		return a.do("GET", "/readyz", "").code == 200
+	})
+	if r := a.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", "outage-1"); r.code != 201 {
+		t.Fatalf("charge once Redis is back = %s, want 201", r)
 	}
 }
 
@@ -656,9 +667,9 @@ func TestCheckoutSharedBreakers(t *testing.T) {
 	// when A's primary fails and its breaker opens, B stops sending to
 	// its primary too (within a refresh interval), without a failure of
 	// its own, and degrades as A does.
-	addr, _ := redisServer(t)
-	a := startCheckout(t, "-redis", addr, "-payments-fail-rate", "1", "-payments-break", "1m")
-	b := startCheckout(t, "-redis", addr)
+	rs := redisServer(t)
+	a := startCheckout(t, "-redis", rs.addr, "-payments-fail-rate", "1", "-payments-break", "1m")
+	b := startCheckout(t, "-redis", rs.addr)
 	for i := range 6 {
 		if r := a.do("POST", "/v1/charges", chargeBody, "Idempotency-Key", fmt.Sprintf("sb-%d", i)); r.code != 201 {
 			t.Fatalf("charge on A = %s, want 201 from the standby", r)
