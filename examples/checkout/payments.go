@@ -124,6 +124,10 @@ func newPaymentClient(primary, standby string, cfg config, breakerOpts ...breake
 		// A failed attempt moves to the other endpoint at once, before
 		// the primary's breaker has seen enough failures to open.
 		failover.WithRetryOnNext())
+	// The provider's compartment: at most -concurrency attempts in flight,
+	// whoever makes them (here only charges, which the charges bulkhead
+	// already caps; in a larger service, refunds and captures would share
+	// it), queueing up to a second for a slot.
 	bulk := bulkhead.New("payments-bulkhead", cfg.concurrency,
 		bulkhead.WithMaxQueue(cfg.concurrency), bulkhead.WithMaxWait(time.Second))
 	budget := retry.NewBudget()

@@ -19,8 +19,9 @@ import (
 	"github.com/bulwark-go/bulwark/degrade"
 )
 
-// run serves until stop ends, then drains and returns nil; it returns an
-// error when the service cannot start.
+// run serves until stop ends, then drains; it returns nil after a
+// graceful drain, and an error when the service cannot start or the drain
+// had to force the servers closed.
 func run(stop context.Context, cfg config, log *slog.Logger) error {
 	mp, metricsHandler, err := newMetrics()
 	if err != nil {
@@ -77,6 +78,7 @@ func run(stop context.Context, cfg config, log *slog.Logger) error {
 	httpSrv := &http.Server{
 		Handler:           s.httpHandler(metricsHandler, admin),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	grpcSrv := s.grpcServer()
@@ -109,5 +111,8 @@ func run(stop context.Context, cfg config, log *slog.Logger) error {
 	stopWatch()
 	wg.Wait()
 	log.Info("stopped", "graceful", graceful, "err", err)
+	if !graceful {
+		return errors.Join(errors.New("drain: servers forced closed"), err)
+	}
 	return nil
 }

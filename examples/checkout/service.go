@@ -204,7 +204,7 @@ func (s *service) stats() stats {
 	return stats{ChargesExecuted: s.executed.Load(), PaymentCalls: s.paymentCalls.Load()}
 }
 
-// serveHTTP is a helper that logs a server's end.
+// serveLogged runs serve and logs how it ended, unless by a shutdown.
 func serveLogged(log *slog.Logger, name string, serve func() error) {
 	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("server stopped", "server", name, "err", err)
