@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -45,26 +46,12 @@ type chargeRequest struct {
 
 func (s *service) serveCharge(w http.ResponseWriter, r *http.Request) {
 	s.executed.Add(1)
-	var req chargeRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxChargeBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeProblem(w, http.StatusBadRequest, "malformed charge: "+err.Error())
-		return
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeProblem(w, http.StatusBadRequest, "malformed charge: more than one JSON value")
-		return
-	}
-	if req.Amount == nil {
-		writeProblem(w, http.StatusBadRequest, "invalid charge: amount is missing")
-		return
-	}
-	if err := validateCharge(*req.Amount, req.Currency); err != nil {
+	amount, currency, err := parseCharge(http.MaxBytesReader(w, r.Body, maxChargeBytes))
+	if err != nil {
 		writeProblem(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ch, err := s.charge(r.Context(), r.Header.Get("Idempotency-Key"), *req.Amount, req.Currency)
+	ch, err := s.charge(r.Context(), r.Header.Get("Idempotency-Key"), amount, currency)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client went away: nothing to write
@@ -76,6 +63,27 @@ func (s *service) serveCharge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, ch)
+}
+
+// parseCharge reads a charge request: one JSON object with exactly the
+// fields amount and currency, valid values (validateCharge).
+func parseCharge(body io.Reader) (amount int64, currency string, err error) {
+	var req chargeRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return 0, "", fmt.Errorf("malformed charge: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return 0, "", errors.New("malformed charge: more than one JSON value")
+	}
+	if req.Amount == nil {
+		return 0, "", errors.New("invalid charge: amount is missing")
+	}
+	if err := validateCharge(*req.Amount, req.Currency); err != nil {
+		return 0, "", err
+	}
+	return *req.Amount, req.Currency, nil
 }
 
 // catalogBody is the answer of GET /v1/catalog.

@@ -130,8 +130,8 @@ func validateCharge(amount int64, currency string) error {
 		return fmt.Errorf("%w: currency %q: want a three-letter code", errBadCharge, currency)
 	}
 	for i := range len(currency) {
-		if c := currency[i]; c < 'A' || c > 'Z' {
-			return fmt.Errorf("%w: currency %q: want three upper-case letters (ISO 4217)", errBadCharge, currency)
+		if c := currency[i] | 0x20; c < 'a' || c > 'z' {
+			return fmt.Errorf("%w: currency %q: want three letters (an ISO 4217 code)", errBadCharge, currency)
 		}
 	}
 	return nil
