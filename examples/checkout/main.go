@@ -16,8 +16,8 @@
 //     a duplicate is answered from the store and never takes a slot; then
 //     the charges bulkhead (-concurrency); then the handler, which calls the
 //     payment provider through retry (with a budget) → failover across
-//     primary and standby (a breaker each) → a bulkhead → a per-attempt
-//     timeout.
+//     primary and standby (a breaker each) → a drill (armed on the admin
+//     page to rehearse an outage) → a bulkhead → a per-attempt timeout.
 //   - GET /v1/catalog (and gRPC ListCatalog): a per-client quota (429),
 //     checked before a tiered capacity limiter (503, lowest priority shed
 //     first), and a degradation switch, "recommendations", that turns on
