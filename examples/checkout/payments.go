@@ -123,7 +123,11 @@ func newPaymentClient(primary, standby string, cfg config, breakerOpts ...breake
 		failover.WithBreakerOptions(bopts...),
 		// A failed attempt moves to the other endpoint at once, before
 		// the primary's breaker has seen enough failures to open.
-		failover.WithRetryOnNext())
+		failover.WithRetryOnNext(),
+		// Once the primary's breaker opened, traffic stays on the standby
+		// for a break's length after the primary heals, so that a
+		// flapping primary does not drag it back and forth.
+		failover.WithMinDwell(cfg.breakDuration))
 	// The provider's compartment: at most -concurrency attempts in flight,
 	// whoever makes them (here only charges, which the charges bulkhead
 	// already caps; in a larger service, refunds and captures would share
