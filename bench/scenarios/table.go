@@ -64,7 +64,7 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#
 
 // SVG writes c as a standalone SVG document.
 func (c Chart) SVG(w io.Writer) {
-	const W, H, left, right, top, bottom = 720.0, 420.0, 70.0, 200.0, 40.0, 60.0
+	const W, H, left, right, top, bottom = 860.0, 420.0, 70.0, 330.0, 40.0, 60.0
 	pw, ph := W-left-right, H-top-bottom
 	xmin, xmax, ymax := math.Inf(1), math.Inf(-1), c.YMax
 	for _, s := range c.Series {
@@ -78,7 +78,9 @@ func (c Chart) SVG(w io.Writer) {
 	if ymax <= 0 {
 		ymax = 1
 	}
-	ymax = niceCeil(ymax)
+	if c.YMax == 0 {
+		ymax = niceCeil(ymax)
+	}
 	if c.Bars {
 		xmin, xmax = -0.5, float64(len(c.XCategories))-0.5
 	}
